@@ -1,0 +1,102 @@
+"""The patient record one hook call is decided on, and its named inputs.
+
+Resources arrive as JSON (prefetch or FHIR search). Each knowledge input (a
+DataRequirement: a type plus an optional ValueSet filter) is served as a small,
+pre-filtered list, as HL7's $apply does with ``%<input id>``: FHIRPath then walks a
+handful of resources instead of the whole chart. Resources are validated against the
+FHIR R4 models when an input first selects them, so a resource no rule needs is never
+paid for, and none is validated twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..knowledge.model import DataRequirement
+from ..knowledge.terminology import ValueSetIndex
+from .resources import InvalidResource, codings, medication_concept, reference_key, validate_resource
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PatientRecord:
+    patient: Mapping[str, Any] | None
+    resources: Mapping[str, list[Mapping[str, Any]]]  # by resourceType, as received
+    _validity: dict[int, bool] = field(default_factory=dict, repr=False)
+    _inputs: dict[tuple[str, str], list[Mapping[str, Any]]] = field(default_factory=dict, repr=False)
+    _by_reference: dict[str, Mapping[str, Any]] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_resources(cls, resources: Iterable[Any], patient_id: str | None = None) -> PatientRecord:
+        by_type: dict[str, list[Mapping[str, Any]]] = {}
+        for resource in resources:
+            if isinstance(resource, Mapping) and isinstance(resource.get("resourceType"), str):
+                by_type.setdefault(resource["resourceType"], []).append(resource)
+        record = cls(patient=None, resources=by_type)
+        record.patient = record._pick_patient(patient_id)
+        return record
+
+    def _pick_patient(self, patient_id: str | None) -> Mapping[str, Any] | None:
+        candidates = [p for p in self.resources.get("Patient", []) if patient_id is None or p.get("id") == patient_id]
+        for candidate in candidates:
+            if self.is_valid(candidate):
+                return candidate
+        return None
+
+    def is_valid(self, resource: Mapping[str, Any]) -> bool:
+        key = id(resource)
+        cached = self._validity.get(key)
+        if cached is None:
+            try:
+                validate_resource(resource)
+                cached = True
+            except InvalidResource as exc:
+                # Type and element path only: the resource content is patient data.
+                logger.warning("ignoring a resource that is not valid FHIR R4: %s", exc)
+                cached = False
+            self._validity[key] = cached
+        return cached
+
+    def resolve(self, reference: str) -> Mapping[str, Any] | None:
+        if self._by_reference is None:
+            self._by_reference = {}
+            for resources in self.resources.values():
+                for resource in resources:
+                    key = reference_key(resource)
+                    if key:
+                        self._by_reference.setdefault(key, resource)
+        resource = self._by_reference.get(reference.split("/_history/")[0])
+        return resource if resource is not None and self.is_valid(resource) else None
+
+    def input(self, requirement: DataRequirement, terminology: ValueSetIndex) -> list[Mapping[str, Any]]:
+        """The valid resources of the requirement's type that pass its code filter."""
+        key = (requirement.id, requirement.type)
+        cached = self._inputs.get(key)
+        if cached is not None:
+            return cached
+        if requirement.type == "Patient":
+            selected = [self.patient] if self.patient is not None else []
+        else:
+            selected = [
+                resource
+                for resource in self.resources.get(requirement.type, [])
+                if self._matches(resource, requirement, terminology) and self.is_valid(resource)
+            ]
+        self._inputs[key] = selected
+        return selected
+
+    def _matches(self, resource: Mapping[str, Any], requirement: DataRequirement, terminology: ValueSetIndex) -> bool:
+        if requirement.value_set is None:
+            return True
+        if requirement.code_path == "medication":
+            concept = medication_concept(resource, self.resolve)
+        else:
+            concept = resource.get(requirement.code_path or "code")
+        return terminology.contains_any(requirement.value_set, codings(concept))
+
+    def valid_resources(self, resources: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        return [resource for resource in resources if self.is_valid(resource)]

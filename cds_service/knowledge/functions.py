@@ -1,0 +1,226 @@
+"""Custom FHIRPath functions the knowledge needs and fhirpathpy lacks.
+
+They are generic (terminology membership, dates, units, reference resolution): no
+clinical code, cut-off or rule lives here. Each call is pure given the evaluation's
+clock, terminology and record, which are bound when the table is built for a request.
+
+| function           | input                          | returns                                        |
+|--------------------|--------------------------------|------------------------------------------------|
+| memberOf(url)      | Coding / CodeableConcept       | true if any coding is in the ValueSet          |
+| medicationCode()   | MedicationRequest/-Admin./...  | the medication CodeableConcept (refs resolved) |
+| resolve()          | Reference                      | the referenced resource from the record        |
+| effectiveDate()    | resource                       | its clinically relevant date/dateTime          |
+| latest()           | resources                      | the one with the latest effectiveDate()        |
+| daysSince()        | date / dateTime                | whole calendar days from it to the clock       |
+| instant()          | date / dateTime                | normalised UTC timestamp, comparable as text   |
+| quantityIn(unit)   | Quantity                       | its value converted to a UCUM unit             |
+| now() / today()    | -                              | the evaluation clock (never the host clock)    |
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from fhirpathpy.engine.nodes import FP_DateTime, FP_Quantity, ResourceNode
+from fhirpathpy.engine.util import get_data
+
+from ..fhir.resources import medication_concept
+from .fhirpath import FunctionSpec
+from .terminology import ValueSetIndex
+from .units import convert_quantity
+
+# Where each resource type keeps the date that orders it clinically.
+_DATE_PATHS: Mapping[str, tuple[str, ...]] = {
+    "Observation": ("effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued"),
+    "MedicationAdministration": ("effectiveDateTime", "effectivePeriod.start"),
+    "MedicationRequest": ("authoredOn",),
+    "MedicationStatement": ("effectiveDateTime", "effectivePeriod.start", "dateAsserted"),
+    "ServiceRequest": ("authoredOn", "occurrenceDateTime", "occurrencePeriod.start"),
+    "Condition": ("onsetDateTime", "onsetPeriod.start", "recordedDate"),
+    "Procedure": ("performedDateTime", "performedPeriod.start"),
+    "DiagnosticReport": ("effectiveDateTime", "effectivePeriod.start", "issued"),
+}
+
+_DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+
+def parse_fhir_datetime(value: Any) -> datetime | None:
+    """Parse a FHIR date/dateTime/instant to an aware UTC datetime (partial dates -> start)."""
+    if value is None:
+        return None
+    text = str(get_data(value)).strip()
+    match = _DATE_RE.match(text)
+    if match:
+        year, month, day = match.groups()
+        return datetime(int(year), int(month or 1), int(day or 1), tzinfo=timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        # FHIR requires an offset when a time is given; treat a missing one as UTC rather
+        # than failing the whole evaluation on a sloppy timestamp.
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def format_instant(moment: datetime) -> str:
+    """A fixed-width UTC form, so that text comparison orders instants correctly."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def resource_date(resource: Mapping[str, Any]) -> str | None:
+    for path in _DATE_PATHS.get(str(resource.get("resourceType")), ()):
+        value: Any = resource
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if value:
+            return str(value)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionContext:
+    """What a request's functions may see: the clock, the terminology, the record."""
+
+    now: datetime
+    terminology: ValueSetIndex
+    resolve_reference: Callable[[str], Mapping[str, Any] | None]
+
+
+def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
+    today = env.now.date()
+
+    def member_of(_ctx: Any, inputs: list[Any], url: Any) -> list[bool]:
+        codings = [coding for item in inputs for coding in _codings(get_data(item))]
+        if not inputs:
+            return []
+        return [env.terminology.contains_any(str(get_data(url)), codings)]
+
+    def medication_code(_ctx: Any, inputs: list[Any]) -> list[Any]:
+        found = []
+        for item in inputs:
+            resource = get_data(item)
+            if not isinstance(resource, Mapping):
+                continue
+            concept = medication_concept(resource, env.resolve_reference)
+            if concept is not None:
+                found.append(ResourceNode.create_node(concept, "CodeableConcept"))
+        return found
+
+    def resolve(_ctx: Any, inputs: list[Any]) -> list[Any]:
+        found = []
+        for item in inputs:
+            reference = get_data(item)
+            target = reference.get("reference") if isinstance(reference, Mapping) else reference
+            if isinstance(target, str):
+                resource = env.resolve_reference(target)
+                if resource is not None:
+                    found.append(resource)
+        return found
+
+    def effective_date(_ctx: Any, inputs: list[Any]) -> list[str]:
+        dates = []
+        for item in inputs:
+            resource = get_data(item)
+            if isinstance(resource, Mapping):
+                value = resource_date(resource)
+                if value:
+                    dates.append(value)
+        return dates
+
+    def latest(_ctx: Any, inputs: list[Any]) -> list[Any]:
+        best, best_moment = None, None
+        for item in inputs:
+            resource = get_data(item)
+            moment = parse_fhir_datetime(resource_date(resource)) if isinstance(resource, Mapping) else None
+            if moment is not None and (best_moment is None or moment > best_moment):
+                best, best_moment = item, moment
+        return [] if best is None else [best]
+
+    def days_since(_ctx: Any, inputs: list[Any]) -> list[int]:
+        days = []
+        for item in inputs:
+            moment = parse_fhir_datetime(item)
+            if moment is not None:
+                days.append((today - moment.date()).days)
+        return days
+
+    def instant(_ctx: Any, inputs: list[Any]) -> list[str]:
+        moments = (parse_fhir_datetime(item) for item in inputs)
+        return [format_instant(moment) for moment in moments if moment is not None]
+
+    def quantity_in(_ctx: Any, inputs: list[Any], unit: Any) -> list[Decimal]:
+        target = str(get_data(unit))
+        values = []
+        for item in inputs:
+            converted = _convert(get_data(item), target)
+            if converted is not None:
+                values.append(converted)
+        return values
+
+    def now(_ctx: Any, _inputs: list[Any]) -> str:
+        return str(FP_DateTime(env.now.isoformat()))
+
+    def today_fn(_ctx: Any, _inputs: list[Any]) -> str:
+        return str(FP_DateTime(today.isoformat()))
+
+    specs = {
+        "memberOf": FunctionSpec(member_of, {1: ["String"]}),
+        "medicationCode": FunctionSpec(medication_code),
+        "resolve": FunctionSpec(resolve),
+        "effectiveDate": FunctionSpec(effective_date),
+        "latest": FunctionSpec(latest),
+        "daysSince": FunctionSpec(days_since),
+        "instant": FunctionSpec(instant),
+        "quantityIn": FunctionSpec(quantity_in, {1: ["String"]}),
+        "now": FunctionSpec(now),
+        "today": FunctionSpec(today_fn),
+    }
+    return {name: spec.as_invocation() for name, spec in specs.items()}
+
+
+CUSTOM_FUNCTION_NAMES = frozenset(
+    ["memberOf", "medicationCode", "resolve", "effectiveDate", "latest", "daysSince", "instant", "quantityIn", "now", "today"]
+)
+
+
+def _codings(value: Any) -> list[Mapping[str, Any]]:
+    if not isinstance(value, Mapping):
+        return []
+    if "coding" in value:
+        return [c for c in value.get("coding") or [] if isinstance(c, Mapping)]
+    if "code" in value and "system" in value:
+        return [value]
+    return []
+
+
+def _convert(quantity: Any, target_unit: str) -> Decimal | None:
+    if isinstance(quantity, FP_Quantity):
+        value, unit = quantity.value, str(quantity.unit).strip("'")
+    elif isinstance(quantity, Mapping):
+        value, unit = quantity.get("value"), quantity.get("code") or quantity.get("unit")
+    else:
+        return None
+    if value is None or not unit:
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return convert_quantity(number, str(unit), target_unit)
+
+
+__all__ = [
+    "CUSTOM_FUNCTION_NAMES",
+    "FunctionContext",
+    "build_function_table",
+    "format_instant",
+    "parse_fhir_datetime",
+    "resource_date",
+]
