@@ -79,3 +79,17 @@ def codings(concept: Any) -> list[Mapping[str, Any]]:
     if not isinstance(concept, Mapping):
         return []
     return [coding for coding in concept.get("coding") or [] if isinstance(coding, Mapping)]
+
+
+def warm_up_models() -> None:
+    """Build the pydantic schemas now, so the first live request does not pay ~10 ms each."""
+    samples = [
+        {"resourceType": "Patient", "id": "warm-up"},
+        {"resourceType": "Observation", "status": "final", "code": {"text": "warm-up"}},
+        {"resourceType": "Condition", "subject": {"reference": "Patient/warm-up"}},
+        {"resourceType": "MedicationRequest", "status": "draft", "intent": "order", "medicationCodeableConcept": {"text": "warm-up"}, "subject": {"reference": "Patient/warm-up"}},
+        {"resourceType": "MedicationAdministration", "status": "completed", "medicationCodeableConcept": {"text": "warm-up"}, "subject": {"reference": "Patient/warm-up"}, "effectiveDateTime": "2020-01-01"},
+        {"resourceType": "ServiceRequest", "status": "draft", "intent": "order", "subject": {"reference": "Patient/warm-up"}},
+    ]
+    for sample in samples:
+        validate_resource(sample)

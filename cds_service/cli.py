@@ -1,0 +1,160 @@
+"""The ``cds-service`` command: serve, evaluate a request file, validate the knowledge."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .settings import Settings, SettingsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"cds-service: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # urllib3 logs request lines (with patient ids in the query) at DEBUG.
+    logging.getLogger("urllib3").setLevel(max(logging.WARNING, logging.getLogger().level))
+    return args.handler(args, settings)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cds-service", description="CDS Hooks service for vitamin B12 deficiency neuropathy")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the service with gunicorn")
+    serve.add_argument("--host", default=os.environ.get("CDS_HOST", "127.0.0.1"), help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("CDS_PORT", "8080")), help="port (default 8080)")
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("CDS_WORKERS", "0")) or (os.cpu_count() or 1),
+                       help="gunicorn sync workers (default: one per core)")
+    serve.set_defaults(handler=_serve)
+
+    evaluate = commands.add_parser("evaluate", help="print the cards for a hook request file, without a server")
+    evaluate.add_argument("--hook", required=True, help="patient-view, order-select or order-sign")
+    evaluate.add_argument("--request", required=True, type=Path, help="a CDS Hooks request JSON file")
+    evaluate.add_argument("--now", help="evaluate as of this ISO 8601 instant (default: now)")
+    evaluate.add_argument("--explain", action="store_true", help="also print why each recommendation did or did not fire")
+    evaluate.set_defaults(handler=_evaluate)
+
+    validate = commands.add_parser("validate", help="load and check the knowledge, then exit")
+    validate.set_defaults(handler=_validate)
+    return parser
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from .app import create_app
+    from .knowledge.loader import KnowledgeError
+
+    try:
+        app = create_app(settings)  # load the knowledge once, before forking workers
+    except KnowledgeError as exc:
+        print(f"cds-service: the knowledge cannot be loaded: {exc}", file=sys.stderr)
+        return 1
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("worker_class", "sync")
+            self.cfg.set("timeout", 30)
+            self.cfg.set("accesslog", None)  # access logs carry patient ids in URLs of some clients
+
+        def load(self) -> Any:
+            return app
+
+    print(f"cds-service: serving CDS Hooks on http://{args.host}:{args.port}/cds-services with {args.workers} worker(s)", file=sys.stderr)
+    _Server().run()
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from .api.hooks import hook_context
+    from .fhir.client import FetchLimits, FhirClient
+    from .fhir.gather import DataUnavailable, gather_record
+    from .knowledge.cards import to_cds_response
+    from .knowledge.engine import apply_service
+    from .knowledge.explain import format_traces
+    from .knowledge.loader import KnowledgeError, load_knowledge
+    from .protocol.models import HookRequest
+    from .protocol.validation import RequestValidationError
+
+    try:
+        knowledge = load_knowledge(settings.knowledge_dir, settings.parameters_file)
+    except KnowledgeError as exc:
+        print(f"cds-service: the knowledge cannot be loaded: {exc}", file=sys.stderr)
+        return 1
+    service = knowledge.service_for_hook(args.hook)
+    if service is None:
+        print(f"cds-service: no service for hook {args.hook!r}; hooks: {sorted(s.hook for s in knowledge.services.values())}", file=sys.stderr)
+        return 2
+    try:
+        body = orjson.loads(args.request.read_bytes())
+        hook_request = HookRequest.from_json(body, expected_hook=args.hook)
+        now = _parse_now(args.now)
+        client = FhirClient(FetchLimits(total_timeout=settings.fhir_total_timeout))
+        record = gather_record(hook_request, service, client, settings.allow_http_fhir_server)
+    except OSError as exc:
+        print(f"cds-service: cannot read {args.request}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except orjson.JSONDecodeError as exc:
+        print(f"cds-service: {args.request} is not valid JSON: {exc}", file=sys.stderr)
+        return 2
+    except RequestValidationError as exc:
+        print(f"cds-service: invalid request at {exc.field or '(root)'}: {exc.message}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"cds-service: {exc}", file=sys.stderr)
+        return 2
+    except DataUnavailable as exc:
+        print(f"cds-service: data unavailable (the service would answer 412): {exc}", file=sys.stderr)
+        return 1
+    result = apply_service(knowledge, service, record, hook_context(hook_request), now, explain=args.explain)
+    sys.stdout.write(orjson.dumps(to_cds_response(result.cards, hook_request.hook_instance), option=orjson.OPT_INDENT_2).decode() + "\n")
+    if args.explain:
+        sys.stdout.write("\n" + format_traces(result.traces) + "\n")
+    return 0
+
+
+def _validate(args: argparse.Namespace, settings: Settings) -> int:
+    from .knowledge.loader import KnowledgeError, load_knowledge
+
+    try:
+        knowledge = load_knowledge(settings.knowledge_dir, settings.parameters_file)
+    except KnowledgeError as exc:
+        print(f"cds-service: the knowledge cannot be loaded: {exc}", file=sys.stderr)
+        return 1
+    for service in knowledge.services.values():
+        members = ", ".join(r.id for r in service.recommendations)
+        print(f"{service.id} ({service.hook}): {members}")
+    print(f"ok: {len(knowledge.recommendations)} recommendations, {len(knowledge.terminology.urls())} value sets, {len(knowledge.parameters)} parameters")
+    return 0
+
+
+def _parse_now(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(timezone.utc)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--now must be an ISO 8601 date or instant, got {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,377 @@
+"""FHIR REST client for the CDS Hooks prefetch fallback (CDS Hooks 2.0, "FHIR resource access").
+
+When a prefetch key is missing, the service fetches the rendered template from the EHR's
+`fhirServer` with the bearer token from `fhirAuthorization`. The results contain PHI and the
+token grants access to the EHR, so this module:
+
+* never logs or puts into an exception message the token, URLs or query strings (they carry
+  patient ids); requests/orjson exceptions are never chained into ours because their text
+  embeds URLs or document content;
+* sends the token only to the origin (scheme, host, port) of `fhirServer`: paging links and
+  redirects to any other origin are refused before a request is made;
+* bounds every fetch in time (connect/read timeouts plus a wall-clock deadline), pages,
+  entries and bytes, so a slow or hostile server cannot stall or exhaust a worker.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import http.cookiejar
+import logging
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import orjson
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+log = logging.getLogger(__name__)
+
+_ACCEPT = "application/fhir+json"
+_CHUNK = 64 * 1024
+_MAX_REDIRECTS = 5
+_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+# First path segment of a query, used as the only query-derived text we ever log.
+_TYPE_RE = re.compile(r"[A-Za-z]{1,64}")
+# Instance read (optionally a vread): answered by the resource itself, not by a Bundle.
+_READ_RE = re.compile(r"([A-Z][A-Za-z]{0,63})/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?")
+# RFC 7230 header value without whitespace: stops header injection via a crafted token.
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")
+# Characters on which URL parsers disagree (backslash, tabs/newlines, controls): refuse such URLs.
+_AMBIGUOUS_URL_RE = re.compile(r"[\\\x00-\x1f\x7f]")
+
+Origin = tuple[str, str, int]
+
+
+class FhirFetchError(Exception):
+    """A FHIR fetch failed. `reason` is a short machine code; str() is safe to log."""
+
+    def __init__(self, reason: str, resource_type: str = "FHIR", detail: str = "") -> None:
+        self.reason = reason
+        self.resource_type = resource_type
+        self.detail = detail
+        message = f"{resource_type} fetch failed: {reason}"
+        super().__init__(f"{message} ({detail})" if detail else message)
+
+    def __reduce__(self):  # keep reason/resource_type intact when pickled
+        return (type(self), (self.reason, self.resource_type, self.detail))
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    connect_timeout: float = 2.0
+    read_timeout: float = 5.0
+    total_timeout: float = 8.0  # wall-clock deadline for one fetch()/fetch_many() call
+    max_pages: int = 50  # per query, following Bundle.link[relation=next]
+    max_entries: int = 20_000  # per query
+    max_response_bytes: int = 32 * 1024 * 1024  # per HTTP response (decoded)
+    max_workers: int = 8
+
+
+class FhirClient:
+    """Thread-safe: one Session (urllib3 pool) shared by the fetch_many worker threads."""
+
+    def __init__(self, limits: FetchLimits | None = None, session: requests.Session | None = None) -> None:
+        self._limits = limits or FetchLimits()
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_maxsize=self._limits.max_workers)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            # Calls for different users share this Session: an EHR cookie set for one
+            # token must never ride along with another user's request.
+            session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        self._session = session
+
+    def close(self) -> None:
+        self._session.close()
+
+    def fetch(self, base_url: str, relative_query: str, access_token: str | None) -> list[dict]:
+        """Read (`Patient/1` -> [resource]) or search (`Observation?...` -> all entry resources)."""
+        deadline = time.monotonic() + self._limits.total_timeout
+        try:
+            return self._fetch(base_url, relative_query, access_token, deadline, None)
+        except FhirFetchError as exc:
+            log.warning("FHIR %s fetch failed: %s", exc.resource_type, exc.reason)
+            raise
+
+    def fetch_many(
+        self, base_url: str, queries: Mapping[str, str], access_token: str | None
+    ) -> dict[str, list[dict] | FhirFetchError]:
+        """Run the queries concurrently; map each key to its resources or its FhirFetchError.
+
+        Returns by about `total_timeout`: queries still running then become "deadline" and are
+        told to stop, but are not waited for.
+        """
+        if not queries:
+            return {}
+        deadline = time.monotonic() + self._limits.total_timeout
+        stop = threading.Event()
+        pool = cf.ThreadPoolExecutor(
+            max_workers=max(1, min(self._limits.max_workers, len(queries))), thread_name_prefix="fhir-fetch"
+        )
+        futures: dict[str, cf.Future] = {}
+        try:
+            for key, query in queries.items():
+                futures[key] = pool.submit(self._fetch_safe, base_url, query, access_token, deadline, stop)
+            cf.wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
+        finally:
+            stop.set()  # stragglers abort at their next checkpoint instead of finishing
+            pool.shutdown(wait=False, cancel_futures=True)
+
+        results: dict[str, list[dict] | FhirFetchError] = {}
+        for key, future in futures.items():
+            if future.done() and not future.cancelled():
+                result = future.result()
+            else:
+                result = FhirFetchError(
+                    "deadline", _resource_type(queries[key]), f"total_timeout {self._limits.total_timeout}s"
+                )
+            if isinstance(result, FhirFetchError):
+                log.warning("FHIR %s fetch failed: %s", result.resource_type, result.reason)
+            results[key] = result
+        return results
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _fetch_safe(
+        self, base_url: str, query: str, token: str | None, deadline: float, stop: threading.Event
+    ) -> list[dict] | FhirFetchError:
+        try:
+            return self._fetch(base_url, query, token, deadline, stop)
+        except FhirFetchError as exc:
+            return exc
+        except Exception as exc:  # a bug must not fail the other keys; its text may hold PHI
+            log.error("FHIR %s fetch crashed: %s", _resource_type(query), type(exc).__name__)
+            return FhirFetchError("connection", _resource_type(query), "internal error")
+
+    def _fetch(
+        self, base_url: str, query: str, token: str | None, deadline: float, stop: threading.Event | None
+    ) -> list[dict]:
+        rtype = _resource_type(query)
+        base, origin = _normalize_base(base_url, rtype)
+        if not isinstance(query, str) or not _TYPE_RE.fullmatch(_head(query)):
+            raise FhirFetchError("connection", rtype, "query does not start with a resource type")
+        headers = {"Accept": _ACCEPT}
+        if token:
+            if not _TOKEN_RE.fullmatch(token):
+                raise FhirFetchError("connection", rtype, "malformed access token")
+            headers["Authorization"] = f"Bearer {token}"
+
+        path = query.lstrip("/")
+        read = _READ_RE.fullmatch(path.split("?", 1)[0])
+        # Plain concatenation (not urljoin) keeps base paths like /fhir/r4 and can't change host.
+        url = _same_origin(base + path, origin, rtype, "connection")
+        limits = self._limits
+        resources: list[dict] = []
+        seen: set[str] = set()
+        for _page in range(limits.max_pages):
+            body = self._get_json(url, origin, headers, rtype, deadline, stop)
+            kind = body["resourceType"]
+            if kind == "OperationOutcome":
+                raise FhirFetchError("operation-outcome", rtype)
+            if read:
+                if kind != read.group(1):
+                    raise FhirFetchError("unexpected-resource", rtype, f"read returned {_safe_type(kind)}")
+                return [body]
+            if kind != "Bundle":
+                raise FhirFetchError("unexpected-resource", rtype, f"search returned {_safe_type(kind)}")
+            resources.extend(_bundle_resources(body, rtype))
+            if len(resources) > limits.max_entries:
+                raise FhirFetchError("too-many-entries", rtype, f"limit {limits.max_entries}")
+            link = _next_link(body, rtype)
+            if link is None:
+                return resources
+            seen.add(url)
+            # Relative links resolve against the base (spec); every link must stay on its origin.
+            url = _same_origin(urljoin(base, link), origin, rtype, "cross-origin-link")
+            if url in seen:
+                raise FhirFetchError("too-many-pages", rtype, "next link loops")
+        raise FhirFetchError("too-many-pages", rtype, f"limit {limits.max_pages}")
+
+    def _get_json(
+        self, url: str, origin: Origin, headers: dict[str, str], rtype: str, deadline: float,
+        stop: threading.Event | None,
+    ) -> dict:
+        # Redirects are followed by hand so that each hop gets the same-origin check.
+        for _hop in range(_MAX_REDIRECTS + 1):
+            resp = self._send(url, headers, rtype, deadline, stop)
+            with resp:
+                status = resp.status_code
+                if status in _REDIRECT_CODES and resp.headers.get("Location"):
+                    url = _same_origin(urljoin(url, resp.headers["Location"]), origin, rtype, "cross-origin-link")
+                    continue
+                _check_status(status, rtype)
+                raw = self._read_body(resp, rtype, deadline, stop)
+            return _parse(raw, rtype)
+        raise FhirFetchError("too-many-pages", rtype, "redirect loop")
+
+    def _send(
+        self, url: str, headers: dict[str, str], rtype: str, deadline: float, stop: threading.Event | None
+    ) -> requests.Response:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or (stop is not None and stop.is_set()):
+            raise FhirFetchError("deadline", rtype, f"total_timeout {self._limits.total_timeout}s")
+        timeout = (min(self._limits.connect_timeout, remaining), min(self._limits.read_timeout, remaining))
+        try:
+            return self._session.get(url, headers=headers, timeout=timeout, stream=True, allow_redirects=False)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as exc:
+            error = _transport_error(exc, rtype)
+        raise error  # outside the except block: no __context__ holding the URL-bearing exception
+
+    def _read_body(self, resp: requests.Response, rtype: str, deadline: float, stop: threading.Event | None) -> bytes:
+        limit = self._limits.max_response_bytes
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise FhirFetchError("too-large", rtype, f"limit {limit} bytes")
+        buf = bytearray()
+        try:
+            for chunk in resp.iter_content(chunk_size=_CHUNK):
+                buf += chunk
+                if len(buf) > limit:  # decoded size, so gzip bombs are caught too
+                    raise FhirFetchError("too-large", rtype, f"limit {limit} bytes")
+                # A server dripping bytes never trips the read timeout; the deadline still holds.
+                if time.monotonic() > deadline or (stop is not None and stop.is_set()):
+                    raise FhirFetchError("deadline", rtype, f"total_timeout {self._limits.total_timeout}s")
+        except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as exc:
+            error = _transport_error(exc, rtype)
+        else:
+            return bytes(buf)
+        raise error
+
+
+def _head(query: str) -> str:
+    return re.split(r"[?/]", query.lstrip("/"), maxsplit=1)[0]
+
+
+def _resource_type(query: object) -> str:
+    """The part of the query before `?` or `/`, if it looks like a type name (safe to log)."""
+    if isinstance(query, str) and _TYPE_RE.fullmatch(_head(query)):
+        return _head(query)
+    return "unknown"
+
+
+def _safe_type(value: object) -> str:
+    return value if isinstance(value, str) and _TYPE_RE.fullmatch(value) else "unknown"
+
+
+def _origin(url: str) -> Origin | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    # Userinfo is refused: requests would turn it into Basic auth in place of the bearer token.
+    if scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    return scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80)
+
+
+def _normalize_base(base_url: object, rtype: str) -> tuple[str, Origin]:
+    """`https://ehr/fhir/r4` or `.../r4/` -> `https://ehr/fhir/r4/` and its origin."""
+    if not isinstance(base_url, str) or _AMBIGUOUS_URL_RE.search(base_url.strip()):
+        raise FhirFetchError("connection", rtype, "invalid fhirServer URL")
+    base = base_url.strip()
+    origin = _origin(base)
+    if origin is None:
+        raise FhirFetchError("connection", rtype, "fhirServer must be an http(s) URL")
+    parts = urlsplit(base)
+    if parts.query or parts.fragment:
+        raise FhirFetchError("connection", rtype, "fhirServer URL has a query or fragment")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/", "", "")), origin
+
+
+def _same_origin(url: str, origin: Origin, rtype: str, reason: str) -> str:
+    """Return the URL requests will actually send, or raise if it leaves `origin`."""
+    url = url.split("#", 1)[0]
+    if _AMBIGUOUS_URL_RE.search(url) or _origin(url) != origin:
+        raise FhirFetchError(reason, rtype, "URL outside the fhirServer origin")
+    prepared = requests.PreparedRequest()
+    try:
+        prepared.prepare_url(url, None)
+    except (requests.RequestException, ValueError):
+        prepared.url = None
+    # Check the normalised form too, so a parser differential can't smuggle another host in.
+    if prepared.url is None or _origin(prepared.url) != origin:
+        raise FhirFetchError(reason, rtype, "URL outside the fhirServer origin")
+    return prepared.url
+
+
+def _transport_error(exc: BaseException, rtype: str) -> FhirFetchError:
+    log.debug("FHIR %s transport error: %s", rtype, type(exc).__name__)  # type only: text has the URL
+    inner = exc.args[0] if exc.args else None
+    # requests reports a read timeout while streaming the body as ConnectionError(ReadTimeoutError).
+    if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError)) or isinstance(
+        inner, urllib3.exceptions.TimeoutError
+    ):
+        return FhirFetchError("timeout", rtype)
+    return FhirFetchError("connection", rtype)
+
+
+def _check_status(status: int, rtype: str) -> None:
+    if 200 <= status < 300:
+        return
+    if status in (401, 403, 404):
+        raise FhirFetchError(f"http-{status}", rtype)
+    if 400 <= status < 500:
+        raise FhirFetchError("http-4xx", rtype, f"HTTP {status}")
+    if 500 <= status < 600:
+        raise FhirFetchError("http-5xx", rtype, f"HTTP {status}")
+    raise FhirFetchError("unexpected-resource", rtype, f"HTTP {status}")  # 1xx/3xx without Location
+
+
+def _parse(raw: bytes, rtype: str) -> dict:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        error = FhirFetchError("invalid-json", rtype)
+    else:
+        error = None
+    if error is not None:
+        raise error  # outside the except block: the decode error's .doc holds the response body
+    if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
+        raise FhirFetchError("unexpected-resource", rtype, "not a FHIR resource")
+    return body
+
+
+def _bundle_resources(bundle: dict, rtype: str) -> list[dict]:
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise FhirFetchError("unexpected-resource", rtype, "Bundle.entry is not a list")
+    resources: list[dict] = []
+    outcomes = 0
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise FhirFetchError("unexpected-resource", rtype, "malformed Bundle.entry")
+        search = entry.get("search")
+        if isinstance(search, dict) and search.get("mode") == "outcome":
+            outcomes += 1  # server warnings about the search, not matches
+            continue
+        resource = entry.get("resource")
+        if resource is None:
+            continue
+        if not isinstance(resource, dict):
+            raise FhirFetchError("unexpected-resource", rtype, "malformed Bundle.entry.resource")
+        resources.append(resource)
+    if outcomes:
+        log.debug("FHIR %s search: skipped %d outcome entries", rtype, outcomes)
+    return resources
+
+
+def _next_link(bundle: dict, rtype: str) -> str | None:
+    links = bundle.get("link") or []
+    if not isinstance(links, list):
+        raise FhirFetchError("unexpected-resource", rtype, "Bundle.link is not a list")
+    for link in links:
+        if isinstance(link, dict) and link.get("relation") == "next":
+            url = link.get("url")
+            if not isinstance(url, str) or not url.strip():
+                raise FhirFetchError("unexpected-resource", rtype, "next link without url")
+            return url.strip()
+    return None

@@ -1,0 +1,153 @@
+"""Build the PatientRecord for one hook call: prefetch first, then the EHR's FHIR server.
+
+Per prefetch key (CDS Hooks 2.0 "Prefetch template"):
+- absent            -> fetch it from ``fhirServer`` with the ``fhirAuthorization`` token;
+- ``null``          -> the EHR has no data for it: known empty, never refetched;
+- a Bundle/resource -> used (a paged Bundle's ``next`` link is followed on the server);
+- OperationOutcome  -> the EHR could not get it: unavailable, not blindly refetched.
+Every key is data some recommendation needs, so anything unavailable is a 412.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from ..knowledge.model import ServiceDefinition
+from ..protocol.models import HookRequest
+from .client import FhirClient, FhirFetchError
+from .record import PatientRecord
+
+_TOKEN = re.compile(r"\{\{\s*([A-Za-z.]+)\s*\}\}")
+_USER_TOKENS = {
+    "userPractitionerId": "Practitioner",
+    "userPractitionerRoleId": "PractitionerRole",
+    "userPatientId": "Patient",
+    "userRelatedPersonId": "RelatedPerson",
+}
+
+
+class DataUnavailable(Exception):
+    """Data the recommendations need could not be had; maps prefetch key -> reason."""
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        self.problems = dict(problems)
+        super().__init__("; ".join(f"{key}: {reason}" for key, reason in sorted(self.problems.items())))
+
+
+def render_template(template: str, request: HookRequest) -> str | None:
+    """Fill a prefetch template's tokens; None when a token has no value in this request."""
+    missing = False
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal missing
+        token = match.group(1)
+        value: Any = None
+        if token.startswith("context."):
+            value = request.context.get(token.removeprefix("context."))
+        elif token in _USER_TOKENS:
+            resource_type, _, user_id = request.user_id.partition("/")
+            value = user_id if resource_type == _USER_TOKENS[token] else None
+        if not isinstance(value, (str, int)) or value == "":
+            missing = True
+            return ""
+        return quote(str(value), safe="")
+
+    rendered = _TOKEN.sub(substitute, template)
+    return None if missing else rendered
+
+
+def gather_record(
+    request: HookRequest,
+    service: ServiceDefinition,
+    client: FhirClient,
+    allow_http_fhir_server: bool = False,
+) -> PatientRecord:
+    resources: list[Any] = []
+    to_fetch: dict[str, str] = {}
+    problems: dict[str, str] = {}
+    prefetch = request.prefetch or {}
+    for key, template in service.prefetch.items():
+        if request.prefetch is not None and key in prefetch:
+            next_link = _take_prefetched(key, prefetch[key], resources, problems)
+            if next_link:
+                relative = _relative_to_server(next_link, request.fhir_server)
+                if relative is None:
+                    problems[key] = "the prefetch Bundle is paged and its next link is not on fhirServer"
+                else:
+                    to_fetch[key] = relative
+            continue
+        query = render_template(template, request)
+        if query is None:
+            problems[key] = "its prefetch template needs a context value this request does not have"
+        else:
+            to_fetch[key] = query
+    if to_fetch:
+        _fetch(request, to_fetch, client, allow_http_fhir_server, resources, problems)
+    if problems:
+        raise DataUnavailable(problems)
+    return PatientRecord.from_resources(resources, patient_id=request.patient_id)
+
+
+def _relative_to_server(link: str, server: str | None) -> str | None:
+    """A paged prefetch's next link as a query on fhirServer (never another host)."""
+    if not server:
+        return None
+    base = server.rstrip("/") + "/"
+    if not link.startswith(base):
+        return None
+    return link[len(base):]
+
+
+def _take_prefetched(key: str, value: Any, resources: list[Any], problems: dict[str, str]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        problems[key] = "prefetch value is neither a FHIR resource nor null"
+        return None
+    resource_type = value.get("resourceType")
+    if resource_type == "OperationOutcome":
+        problems[key] = "the EHR reported an error (OperationOutcome) instead of this data"
+        return None
+    if resource_type != "Bundle":
+        resources.append(value)
+        return None
+    for entry in value.get("entry") or []:
+        if not isinstance(entry, Mapping):
+            continue
+        if (entry.get("search") or {}).get("mode") == "outcome":
+            continue  # search warnings, not patient data
+        resource = entry.get("resource")
+        if isinstance(resource, Mapping):
+            resources.append(resource)
+    for link in value.get("link") or []:
+        if isinstance(link, Mapping) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return link["url"]
+    return None
+
+
+def _fetch(
+    request: HookRequest,
+    queries: dict[str, str],
+    client: FhirClient,
+    allow_http: bool,
+    resources: list[Any],
+    problems: dict[str, str],
+) -> None:
+    server = request.fhir_server
+    if not server:
+        for key in queries:
+            problems[key] = "not in prefetch, and the request has no fhirServer to fetch it from"
+        return
+    if urlsplit(server).scheme != "https" and not allow_http:
+        for key in queries:
+            problems[key] = "not in prefetch, and fhirServer is not https (CDS_ALLOW_HTTP_FHIR_SERVER allows http in development)"
+        return
+    token = request.fhir_authorization.access_token if request.fhir_authorization else None
+    for key, result in client.fetch_many(server, queries, token).items():
+        if isinstance(result, FhirFetchError):
+            problems[key] = f"fetching it from the FHIR server failed ({result.reason})"
+        else:
+            resources.extend(result)
