@@ -14,11 +14,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from antlr4 import CommonTokenStream, InputStream, Token
+from antlr4.error.ErrorListener import ErrorListener
+from antlr4.tree.Tree import ParseTreeWalker
 from fhirpathpy.engine import do_eval
 from fhirpathpy.engine.nodes import FP_Type, ResourceNode
 from fhirpathpy.engine.util import arraify, get_data
 from fhirpathpy.models import models
-from fhirpathpy.parser import parse
+from fhirpathpy.parser.ASTPathListener import ASTPathListener
+from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
+from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
 R4_MODEL = models["r4"]
 
@@ -74,14 +79,35 @@ class CompiledExpression:
         return _drop_primitive_extension_nodes(arraify(result))
 
 
+class _RaisingErrorListener(ErrorListener):
+    def syntaxError(self, recognizer, offendingSymbol, line, column, msg, e):  # noqa: N802 (ANTLR API)
+        raise FhirPathSyntaxError(f"column {column + 1}: {msg}")
+
+
 def compile_expression(source: str) -> CompiledExpression:
+    """Parse once. Unlike fhirpathpy.parse, a syntax error (or trailing junk) is an error:
+    fhirpathpy's parser recovers silently and would run a different expression."""
     if not isinstance(source, str) or not source.strip():
         raise FhirPathSyntaxError("empty FHIRPath expression")
     try:
-        parsed = parse(source)
-    except Exception as exc:  # fhirpathpy raises bare Exceptions from its ANTLR listener
+        listener = _RaisingErrorListener()
+        lexer = FHIRPathLexer(InputStream(source))
+        lexer.removeErrorListeners()
+        lexer.addErrorListener(listener)
+        tokens = CommonTokenStream(lexer)
+        parser = FHIRPathParser(tokens)
+        parser.removeErrorListeners()
+        parser.addErrorListener(listener)
+        tree = parser.expression()
+        if tokens.LA(1) != Token.EOF:
+            raise FhirPathSyntaxError(f"unexpected {tokens.LT(1).text!r} at column {tokens.LT(1).column + 1}")
+        ast = ASTPathListener()
+        ParseTreeWalker().walk(ast, tree)
+    except FhirPathSyntaxError as exc:
         raise FhirPathSyntaxError(f"cannot parse FHIRPath {source!r}: {exc}") from None
-    return CompiledExpression(source=source, _parsed=parsed)
+    except Exception as exc:  # ANTLR and the AST listener raise plain exceptions
+        raise FhirPathSyntaxError(f"cannot parse FHIRPath {source!r}: {type(exc).__name__}") from None
+    return CompiledExpression(source=source, _parsed=ast.parentStack[0])
 
 
 def plain(value: Any) -> Any:
