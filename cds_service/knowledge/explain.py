@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from decimal import Decimal
+
 import orjson
 
 from .engine import ExpressionTrace, RecommendationTrace
@@ -43,4 +45,10 @@ def _value(trace: ExpressionTrace) -> str:
 def _short(value: Any) -> str:
     if isinstance(value, list) and all(isinstance(item, dict) and "resourceType" in item for item in value) and value:
         return "[" + ", ".join(f"{item['resourceType']}/{item.get('id', '?')}" for item in value) + "]"
-    return orjson.dumps(value, default=str).decode()
+    return orjson.dumps(value, default=_number_or_text).decode()
+
+
+def _number_or_text(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(round(value, 4))
+    return str(value)

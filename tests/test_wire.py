@@ -1,0 +1,125 @@
+"""The real thing on loopback: `cds-service serve` (gunicorn) answering over HTTP.
+
+Uses the wall clock: the fixture's dates are rolled forward so they are as old today as
+they were at the fixture's clock.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import requests
+
+from .support.dates import roll_dates
+from .support.fake_fhir import resources_from_prefetch
+from .support.fhir_http import serve_fhir
+from .support.scenarios import load_scenarios
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = {s.name: s for s in load_scenarios()}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service_url() -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "CDS_ALLOW_HTTP_FHIR_SERVER": "true", "CDS_LOG_LEVEL": "WARNING"}
+    env.update(wire_test_environment())
+    command = [sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+                pytest.fail(f"cds-service serve exited with {process.returncode}:\n{output}")
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("cds-service serve did not answer /healthz within 60 s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wire_test_environment() -> dict[str, str]:
+    """Extra environment for the server under test (authentication settings live here)."""
+    return {}
+
+
+def auth_headers(url: str) -> dict[str, str]:
+    """Headers a real client would send to `url` (the Authorization JWT when auth is on)."""
+    return {}
+
+
+def rolled(name: str) -> dict:
+    scenario = SCENARIOS[name]
+    days = (datetime.now(timezone.utc).date() - scenario.now.date()).days
+    return roll_dates(copy.deepcopy(scenario.request), days)
+
+
+def test_discovery_over_http(service_url: str) -> None:
+    url = f"{service_url}/cds-services"
+    response = requests.get(url, headers=auth_headers(url), timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert sorted(s["id"] for s in response.json()["services"]) == [
+        "b12-neuropathy-order-select", "b12-neuropathy-order-sign", "b12-neuropathy-patient-view"]
+
+
+def test_hook_call_with_prefetch_over_http(service_url: str) -> None:
+    url = f"{service_url}/cds-services/b12-neuropathy-order-select"
+    response = requests.post(url, json=rolled("folate-without-b12/b12-199-positive"), headers=auth_headers(url), timeout=10)
+    assert response.status_code == 200
+    cards = response.json()["cards"]
+    assert [(c["source"]["topic"]["code"], c["indicator"]) for c in cards] == [("folate-without-b12", "critical")]
+
+
+def test_hook_call_fetching_from_a_real_fhir_server(service_url: str) -> None:
+    body = rolled("maintenance-overdue/overdue-92-days-positive")
+    resources = resources_from_prefetch(body.pop("prefetch"))
+    token = "wire-test-access-token"
+    url = f"{service_url}/cds-services/b12-neuropathy-patient-view"
+    with serve_fhir(resources, token=token) as fhir:
+        body["fhirServer"] = fhir.base
+        body["fhirAuthorization"] = {"access_token": token, "token_type": "Bearer", "expires_in": 300,
+                                     "scope": "patient/*.read", "subject": "b12-cds-service"}
+        response = requests.post(url, json=body, headers=auth_headers(url), timeout=20)
+    assert response.status_code == 200, response.text
+    cards = response.json()["cards"]
+    assert [(c["source"]["topic"]["code"], c["indicator"]) for c in cards] == [("maintenance-overdue", "warning")]
+    assert "92 days ago" in cards[0]["summary"]
+    assert len(fhir.requests) >= 5  # one query per prefetch key, plus pages
+
+
+def test_fhir_server_down_is_412_over_http(service_url: str) -> None:
+    body = rolled("maintenance-overdue/overdue-92-days-positive")
+    del body["prefetch"]
+    body["fhirServer"] = f"http://127.0.0.1:{free_port()}/fhir"  # nothing listens there
+    url = f"{service_url}/cds-services/b12-neuropathy-patient-view"
+    response = requests.post(url, json=body, headers=auth_headers(url), timeout=20)
+    assert response.status_code == 412
+    assert response.json()["error"] == "precondition_failed"
