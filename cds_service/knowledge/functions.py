@@ -14,6 +14,9 @@ clock, terminology and record, which are bound when the table is built for a req
 | daysSince()        | date / dateTime                | whole calendar days from it to the clock       |
 | instant()          | date / dateTime                | normalised UTC timestamp, comparable as text   |
 | quantityIn(unit)   | Quantity                       | its value converted to a UCUM unit             |
+| earliest()         | resources                      | the one with the earliest effectiveDate()      |
+| yearsSince()       | date / dateTime                | whole years from it to the clock (age)         |
+| dailyDose(unit)    | MedicationRequest              | total daily dose from dosageInstruction        |
 | now() / today()    | -                              | the evaluation clock (never the host clock)    |
 """
 
@@ -29,7 +32,9 @@ from typing import Any
 from fhirpathpy.engine.nodes import FP_DateTime, FP_Quantity, ResourceNode
 from fhirpathpy.engine.util import get_data
 
+from ..fhir.resources import codings as concept_codings
 from ..fhir.resources import medication_concept
+from .dosing import daily_dose
 from .fhirpath import FunctionSpec
 from .terminology import ValueSetIndex
 from .units import convert_quantity
@@ -46,6 +51,7 @@ _DATE_PATHS: Mapping[str, tuple[str, ...]] = {
     "DiagnosticReport": ("effectiveDateTime", "effectivePeriod.start", "issued"),
 }
 
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 
@@ -134,14 +140,43 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
                     dates.append(value)
         return dates
 
-    def latest(_ctx: Any, inputs: list[Any]) -> list[Any]:
+    def extreme(inputs: list[Any], latest: bool) -> list[Any]:
         best, best_moment = None, None
         for item in inputs:
             resource = get_data(item)
             moment = parse_fhir_datetime(resource_date(resource)) if isinstance(resource, Mapping) else None
-            if moment is not None and (best_moment is None or moment > best_moment):
+            if moment is None:
+                continue
+            if best_moment is None or (moment > best_moment if latest else moment < best_moment):
                 best, best_moment = item, moment
         return [] if best is None else [best]
+
+    def latest(_ctx: Any, inputs: list[Any]) -> list[Any]:
+        return extreme(inputs, latest=True)
+
+    def earliest(_ctx: Any, inputs: list[Any]) -> list[Any]:
+        return extreme(inputs, latest=False)
+
+    def years_since(_ctx: Any, inputs: list[Any]) -> list[int]:
+        years = []
+        for item in inputs:
+            moment = parse_fhir_datetime(item)
+            if moment is not None:
+                born = moment.date()
+                years.append(today.year - born.year - ((today.month, today.day) < (born.month, born.day)))
+        return years
+
+    def dose_per_day(_ctx: Any, inputs: list[Any], unit: Any) -> list[Decimal]:
+        doses = []
+        for item in inputs:
+            resource = get_data(item)
+            if not isinstance(resource, Mapping):
+                continue
+            concept = medication_concept(resource, env.resolve_reference)
+            dose = daily_dose(resource, _product_name(concept, env.terminology), str(get_data(unit)))
+            if dose is not None:
+                doses.append(dose)
+        return doses
 
     def days_since(_ctx: Any, inputs: list[Any]) -> list[int]:
         days = []
@@ -176,6 +211,9 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
         "resolve": FunctionSpec(resolve),
         "effectiveDate": FunctionSpec(effective_date),
         "latest": FunctionSpec(latest),
+        "earliest": FunctionSpec(earliest),
+        "yearsSince": FunctionSpec(years_since),
+        "dailyDose": FunctionSpec(dose_per_day, {1: ["String"]}),
         "daysSince": FunctionSpec(days_since),
         "instant": FunctionSpec(instant),
         "quantityIn": FunctionSpec(quantity_in, {1: ["String"]}),
@@ -186,7 +224,8 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
 
 
 CUSTOM_FUNCTION_NAMES = frozenset(
-    ["memberOf", "medicationCode", "resolve", "effectiveDate", "latest", "daysSince", "instant", "quantityIn", "now", "today"]
+    ["memberOf", "medicationCode", "resolve", "effectiveDate", "latest", "earliest", "yearsSince", "dailyDose",
+     "daysSince", "instant", "quantityIn", "now", "today"]
 )
 
 
@@ -198,6 +237,20 @@ def _codings(value: Any) -> list[Mapping[str, Any]]:
     if "code" in value and "system" in value:
         return [value]
     return []
+
+
+def _product_name(concept: Any, terminology: ValueSetIndex) -> str | None:
+    """The RxNorm product name: the coding's display, else the loaded ValueSets' display."""
+    for coding in concept_codings(concept):
+        if coding.get("system") != RXNORM:
+            continue
+        if coding.get("display"):
+            return str(coding["display"])
+        for url in terminology.urls():
+            display = terminology.display(url, RXNORM, str(coding.get("code")))
+            if display:
+                return display
+    return None
 
 
 def _convert(quantity: Any, target_unit: str) -> Decimal | None:
