@@ -139,7 +139,8 @@ def test_fhir_server_down_without_prefetch_is_412(client) -> None:
     assert response.status_code == 412
     payload = response.get_json()
     assert payload["error"] == "precondition_failed"
-    assert set(payload["prefetch"]) == {"patient", "observations", "conditions", "medicationRequests", "medicationAdministrations"}
+    assert set(payload["prefetch"]) == {"patient", "observations", "conditions", "medicationRequests",
+                                        "medicationAdministrations", "procedures", "serviceRequests"}
 
 
 def test_no_prefetch_and_no_fhir_server_is_412(client) -> None:
