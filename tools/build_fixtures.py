@@ -4,7 +4,8 @@ Each module in tools/fixtures/ holds the cases of one recommendation: a realisti
 request (context + full prefetch) for a synthetic patient, and the cards a clinician expects,
 written by hand from RULES.md (never produced by running the engine).
 
-    python tools/build_fixtures.py          # rewrite every fixture pair
+    python tools/build_fixtures.py                      # rewrite every fixture pair
+    python tools/build_fixtures.py neuropathic_pain     # only that module's recommendation folders
 """
 
 from __future__ import annotations
@@ -22,16 +23,22 @@ import fixtures  # noqa: E402
 from fixtures.common import NOW, OUT, ROOT, SERVICES, request_for  # noqa: E402
 
 
-def main() -> None:
-    if OUT.exists():
+def main(only: list[str]) -> None:
+    names = [m.name for m in pkgutil.iter_modules(fixtures.__path__) if m.name != "common"]
+    unknown = set(only) - set(names)
+    if unknown:
+        raise SystemExit(f"no fixture module(s) {sorted(unknown)}; modules: {sorted(names)}")
+    if not only and OUT.exists():
         shutil.rmtree(OUT)
     count = 0
-    for module_info in sorted(pkgutil.iter_modules(fixtures.__path__), key=lambda m: m.name):
-        if module_info.name == "common":
-            continue
-        module = importlib.import_module(f"fixtures.{module_info.name}")
+    cleared: set[Path] = set()
+    for name in sorted(only or names):
+        module = importlib.import_module(f"fixtures.{name}")
         for case in module.cases():
             folder = OUT / case.recommendation
+            if only and folder not in cleared:
+                shutil.rmtree(folder, ignore_errors=True)
+                cleared.add(folder)
             folder.mkdir(parents=True, exist_ok=True)
             expected = {
                 "description": case.description,
@@ -46,4 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
