@@ -76,6 +76,7 @@ class CardResult:
     summary: str
     detail: str
     suggestions: tuple[SuggestionResult, ...]
+    focus: tuple[Mapping[str, Any], ...] = ()  # the resources (draft orders) the card is about
 
     @property
     def indicator(self) -> str:
@@ -325,12 +326,17 @@ class _Evaluation:
             suggestion = self._suggestion(definition, scope)
             if suggestion is not None:
                 suggestions.append(suggestion)
+        focus: list[Mapping[str, Any]] = []
+        if card.focus is not None:
+            values, _error = self.evaluate(card.focus, scope)
+            focus = [item for item in plain_list(values) if isinstance(item, Mapping)]
         return CardResult(
             recommendation=recommendation,
             definition=card,
             summary=summary,
             detail=self.render(card.detail, scope),
             suggestions=tuple(suggestions),
+            focus=tuple(focus),
         )
 
     def _suggestion(self, definition: SuggestionDefinition, scope: _Scope) -> SuggestionResult | None:

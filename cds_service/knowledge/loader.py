@@ -60,6 +60,7 @@ DEFAULT_VALUE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/cqf-defaultVa
 PROFILE_BASE = "http://b12cds.example.org/fhir/StructureDefinition"
 OVERRIDE_REASON_EXTENSION = f"{PROFILE_BASE}/cds-override-reason"
 RECOMMENDED_EXTENSION = f"{PROFILE_BASE}/cds-suggestion-recommended"
+FOCUS_EXTENSION = f"{PROFILE_BASE}/cds-card-focus"
 
 FHIRPATH = "text/fhirpath"
 PRIORITY_TO_INDICATOR = {"routine": "info", "urgent": "warning", "stat": "critical"}
@@ -440,6 +441,10 @@ def _card(action: Mapping[str, Any], location: str, activities: Mapping[str, Act
     if suggestions and selection not in SELECTION_BEHAVIORS:
         raise KnowledgeError(f"{location}: selectionBehavior must be 'any' or 'at-most-one' when there are suggestions")
     reasons = tuple(_override_reason(e, location) for e in action.get("extension") or [] if e.get("url") == OVERRIDE_REASON_EXTENSION)
+    focus_extensions = [e for e in action.get("extension") or [] if e.get("url") == FOCUS_EXTENSION]
+    if len(focus_extensions) > 1:
+        raise KnowledgeError(f"{location}: at most one {FOCUS_EXTENSION} extension")
+    focus = _expression_element(focus_extensions[0].get("valueExpression"), f"{location} (card focus)") if focus_extensions else None
     indicator = PRIORITY_TO_INDICATOR[priority]
     if indicator in ("warning", "critical") and not reasons:
         raise KnowledgeError(f"{location}: a {indicator} card needs override reasons ({OVERRIDE_REASON_EXTENSION})")
@@ -454,6 +459,7 @@ def _card(action: Mapping[str, Any], location: str, activities: Mapping[str, Act
         selection_behavior=selection if suggestions else None,
         suggestions=suggestions,
         override_reasons=reasons,
+        focus=focus,
     )
 
 
@@ -587,6 +593,8 @@ def _all_expressions(recommendation: Recommendation) -> list[Expression]:
     for card in recommendation.cards:
         expressions += list(card.conditions)
         expressions += template_expressions(card.summary) + template_expressions(card.detail)
+        if card.focus is not None:
+            expressions.append(card.focus)
         for suggestion in card.suggestions:
             expressions += list(suggestion.conditions) + template_expressions(suggestion.label)
             for step in suggestion.actions:

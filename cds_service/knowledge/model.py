@@ -120,6 +120,7 @@ class CardDefinition:
     selection_behavior: str | None
     suggestions: tuple[SuggestionDefinition, ...]
     override_reasons: tuple[Coding, ...]
+    focus: Expression | None = None  # the draft orders the card is about (cross-hook de-duplication)
 
 
 @dataclass(frozen=True, slots=True)
