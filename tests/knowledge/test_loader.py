@@ -130,3 +130,22 @@ def test_a_third_recommendation_needs_only_json(knowledge_copy: Path) -> None:
         {"trigger": [{"type": "named-event", "name": "patient-view"}], "definitionCanonical": rule["url"]}))
     loaded = load_knowledge(knowledge_copy)
     assert "demo-b12-low" in [r.id for r in loaded.services["b12-neuropathy-patient-view"].recommendations]
+
+
+def test_missing_parameter_is_rejected(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "Library-b12-common.json"
+    edit(path, lambda d: d.update(parameter=[p for p in d["parameter"] if p["name"] != "labLookbackDays"]))
+    with pytest.raises(KnowledgeError, match=r"unknown variable %labLookbackDays"):
+        load_knowledge(knowledge_copy)
+
+
+def test_value_set_referenced_by_alias_must_exist(knowledge_copy: Path) -> None:
+    (knowledge_copy / "valuesets" / "ValueSet-rxnorm-pregabalin-products.json").unlink()
+    with pytest.raises(KnowledgeError, match=r"(rxnorm-pregabalin-products)"):
+        load_knowledge(knowledge_copy)
+
+
+def test_every_shipped_expression_compiles_and_references_known_names(knowledge) -> None:
+    # load_knowledge already refuses anything else; this pins the size of what it checked.
+    assert len(knowledge.recommendations) == 10
+    assert all(recommendation.cards for recommendation in knowledge.recommendations.values())
