@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the service with gunicorn")
     serve.add_argument("--host", default=os.environ.get("CDS_HOST", "127.0.0.1"), help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=int(os.environ.get("CDS_PORT", "8080")), help="port (default 8080)")
+    # Not 8080: that is where a locally run CDS Hooks sandbox listens.
+    serve.add_argument("--port", type=int, default=int(os.environ.get("CDS_PORT", "8000")), help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=int(os.environ.get("CDS_WORKERS", "0")) or (os.cpu_count() or 1),
                        help="gunicorn sync workers (default: one per core)")
     serve.set_defaults(handler=_serve)
@@ -60,12 +61,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from .app import create_app
     from .knowledge.loader import KnowledgeError
+    from .security import SecurityConfigError
 
     try:
         app = create_app(settings)  # load the knowledge once, before forking workers
     except KnowledgeError as exc:
         print(f"cds-service: the knowledge cannot be loaded: {exc}", file=sys.stderr)
         return 1
+    except SecurityConfigError as exc:
+        print(f"cds-service: {exc}", file=sys.stderr)
+        return 2
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "plan_definitions"
+
+# Asymmetric JWS algorithms a CDS client may sign with. The spec forbids "none" and every
+# symmetric (HMAC) algorithm; ES384 and RS384 are the ones it recommends.
+SUPPORTED_JWT_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+DEFAULT_JWT_ALGORITHMS = ("ES384", "RS384")
+
+
+def default_state_dir() -> Path:
+    """Per-user directory for state shared by the worker processes (the JWT replay cache)."""
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"b12-cds-service-{uid}"
 
 
 class SettingsError(ValueError):
@@ -26,6 +39,22 @@ class Settings:
     # FHIR servers receive the EHR's bearer token: plain http is for local development only.
     allow_http_fhir_server: bool = False
     log_level: str = "INFO"
+    # --- authentication of CDS clients (docs/security.md) ---
+    # JSON file of trusted JWT issuers; required while authentication is on.
+    trusted_issuers_file: Path | None = None
+    # Development only: accept calls without a JWT (a loud warning at every start).
+    auth_disabled: bool = False
+    # Externally visible base URL(s) of this service, e.g. https://cds.example.org behind a proxy;
+    # the JWT `aud` must be one of them + the request path. Empty: the URL the request arrived at.
+    public_base_urls: tuple[str, ...] = ()
+    jwt_algorithms: tuple[str, ...] = DEFAULT_JWT_ALGORITHMS
+    jwt_max_lifetime: float = 300.0  # seconds between iat and exp
+    jwt_clock_skew: float = 60.0  # seconds of tolerance on exp, iat and nbf
+    jwks_cache_seconds: float = 3600.0  # a fetched JWKS is used this long (an unknown kid refreshes sooner)
+    # Browser origins allowed by CORS (exact "scheme://host[:port]", or "*"); none by default.
+    cors_allowed_origins: tuple[str, ...] = ()
+    # Where state shared by the worker processes lives (the jti replay cache); None: default_state_dir().
+    state_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -41,7 +70,20 @@ class Settings:
             fhir_max_pages=_int(env, "CDS_FHIR_MAX_PAGES", defaults.fhir_max_pages, minimum=1),
             allow_http_fhir_server=_bool(env, "CDS_ALLOW_HTTP_FHIR_SERVER", defaults.allow_http_fhir_server),
             log_level=env.get("CDS_LOG_LEVEL", defaults.log_level).upper(),
+            trusted_issuers_file=Path(env["CDS_TRUSTED_ISSUERS"]) if env.get("CDS_TRUSTED_ISSUERS", "").strip() else None,
+            auth_disabled=_bool(env, "CDS_INSECURE_DISABLE_AUTH", defaults.auth_disabled),
+            public_base_urls=_base_urls(env, "CDS_PUBLIC_BASE_URL"),
+            jwt_algorithms=_algorithms(env, "CDS_JWT_ALGORITHMS", defaults.jwt_algorithms),
+            jwt_max_lifetime=_float(env, "CDS_JWT_MAX_LIFETIME", defaults.jwt_max_lifetime),
+            jwt_clock_skew=_float(env, "CDS_JWT_CLOCK_SKEW", defaults.jwt_clock_skew, allow_zero=True),
+            jwks_cache_seconds=_float(env, "CDS_JWKS_CACHE_SECONDS", defaults.jwks_cache_seconds),
+            cors_allowed_origins=_origins(env, "CDS_CORS_ALLOWED_ORIGINS"),
+            state_dir=Path(env["CDS_STATE_DIR"]) if env.get("CDS_STATE_DIR", "").strip() else None,
         )
+
+    @property
+    def effective_state_dir(self) -> Path:
+        return self.state_dir if self.state_dir is not None else default_state_dir()
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -57,7 +99,7 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, allow_zero: bool = False) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -65,9 +107,55 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if value <= 0:
-        raise SettingsError(f"{name} must be positive, got {value}")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise SettingsError(f"{name} must be a finite number of seconds, got {raw!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise SettingsError(f"{name} must be {'zero or more' if allow_zero else 'positive'}, got {value}")
     return value
+
+
+def _items(env: Mapping[str, str], name: str) -> list[str]:
+    return [item.strip() for item in env.get(name, "").split(",") if item.strip()]
+
+
+def _base_urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    urls = []
+    for item in _items(env, name):
+        parts = urlsplit(item)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or "@" in parts.netloc:
+            raise SettingsError(
+                f"{name} must be comma-separated absolute http(s) URLs without query, e.g. https://cds.example.org, got {item!r}"
+            )
+        urls.append(item.rstrip("/"))
+    return tuple(urls)
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    origins = []
+    for item in _items(env, name):
+        if item == "*":
+            origins.append(item)
+            continue
+        parts = urlsplit(item)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
+                or parts.query or parts.fragment or "@" in parts.netloc:
+            raise SettingsError(
+                f"{name} must be comma-separated origins like https://sandbox.cds-hooks.org or http://localhost:8080 "
+                f"(scheme, host and port only), or *, got {item!r}"
+            )
+        origins.append(item.rstrip("/"))
+    return tuple(origins)
+
+
+def _algorithms(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    items = _items(env, name)
+    if not items:
+        return default
+    for item in items:
+        if item not in SUPPORTED_JWT_ALGORITHMS:
+            why = "is never allowed (CDS Hooks forbids none and symmetric algorithms)" if item.lower() == "none" or item.upper().startswith("HS") else "is not supported"
+            raise SettingsError(f"{name}: {item!r} {why}; choose from {', '.join(SUPPORTED_JWT_ALGORITHMS)}")
+    return tuple(dict.fromkeys(items))
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -14,7 +14,6 @@ import responses
 
 from cds_service.app import create_app
 from cds_service.protocol.validation import response_errors
-from cds_service.settings import Settings
 
 from .support.fake_fhir import FakeFhirServer, resources_from_prefetch
 from .support.scenarios import Scenario, assert_cards_match, load_scenarios
@@ -35,8 +34,9 @@ def test_every_recommendation_has_positive_and_negative_cases() -> None:
 
 @pytest.mark.parametrize("mode", ["prefetch", "fhir-server"])
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-def test_scenario(scenario: Scenario, mode: str, knowledge) -> None:
-    app = create_app(Settings(), knowledge=knowledge, clock=lambda: scenario.now)
+def test_scenario(scenario: Scenario, mode: str, knowledge, auth_settings, issuer) -> None:
+    # Authentication on, as in production: every call carries a JWT signed with a generated key.
+    app = create_app(auth_settings, knowledge=knowledge, clock=lambda: scenario.now)
     body = copy.deepcopy(scenario.request)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         if mode == "fhir-server":
@@ -46,7 +46,8 @@ def test_scenario(scenario: Scenario, mode: str, knowledge) -> None:
                 "access_token": TOKEN, "token_type": "Bearer", "expires_in": 300,
                 "scope": "patient/*.read", "subject": "b12-cds-service",
             }
-        response = app.test_client().post(f"/cds-services/{scenario.expected['service']}", json=body)
+        path = f"/cds-services/{scenario.expected['service']}"
+        response = app.test_client().post(path, json=body, headers=issuer.headers(f"http://localhost{path}"))
     assert response.status_code == 200, response.get_json()
     payload = response.get_json()
     assert response_errors(payload) == []

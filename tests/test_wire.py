@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from .security.issuer import FakeIssuer, write_issuers_file
 from .support.dates import roll_dates
 from .support.fake_fhir import resources_from_prefetch
 from .support.fhir_http import serve_fhir
@@ -26,6 +28,8 @@ from .support.scenarios import load_scenarios
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = {s.name: s for s in load_scenarios()}
+# The client of these tests: a generated ES384 key the server trusts through its issuers file.
+WIRE_ISSUER = FakeIssuer(iss="https://wire-test-ehr.example")
 
 
 def free_port() -> int:
@@ -67,12 +71,14 @@ def service_url() -> Iterator[str]:
 
 def wire_test_environment() -> dict[str, str]:
     """Extra environment for the server under test (authentication settings live here)."""
-    return {}
+    directory = Path(tempfile.mkdtemp(prefix="cds-wire-"))
+    issuers = write_issuers_file(directory / "trusted-issuers.json", WIRE_ISSUER)
+    return {"CDS_TRUSTED_ISSUERS": str(issuers), "CDS_STATE_DIR": str(directory / "state")}
 
 
 def auth_headers(url: str) -> dict[str, str]:
     """Headers a real client would send to `url` (the Authorization JWT when auth is on)."""
-    return {}
+    return WIRE_ISSUER.headers(url)
 
 
 def rolled(name: str) -> dict:

@@ -12,8 +12,8 @@ import responses
 
 from cds_service.app import create_app
 from cds_service.protocol.validation import discovery_errors
-from cds_service.settings import Settings
 
+from ..security.issuer import insecure_settings
 from ..support.scenarios import load_scenarios
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -23,7 +23,8 @@ POSITIVE = SCENARIOS["folate-without-b12/b12-199-positive"]
 
 @pytest.fixture()
 def client(knowledge):
-    return create_app(Settings(), knowledge=knowledge, clock=lambda: NOW).test_client()
+    # Authentication is tested in tests/security/; these tests are about the API behind it.
+    return create_app(insecure_settings(), knowledge=knowledge, clock=lambda: NOW).test_client()
 
 
 def positive_request() -> dict:
@@ -118,7 +119,7 @@ def test_wrong_content_type_is_415(client) -> None:
 
 
 def test_body_over_the_limit_is_413_json(knowledge) -> None:
-    app = create_app(Settings(max_body_bytes=2048), knowledge=knowledge, clock=lambda: NOW)
+    app = create_app(insecure_settings(max_body_bytes=2048), knowledge=knowledge, clock=lambda: NOW)
     response = app.test_client().post("/cds-services/b12-neuropathy-order-select", json=positive_request())
     assert response.status_code == 413
     assert response.get_json()["error"] == "request_too_large"
