@@ -58,19 +58,29 @@ def administrations_per_day(timing: Mapping[str, Any] | None) -> Decimal | None:
     return None
 
 
-def daily_dose(request: Mapping[str, Any], product_name: str | None, target_unit: str) -> Decimal | None:
-    """Total daily dose of a MedicationRequest in ``target_unit`` (e.g. "mg"), or None if unknown."""
+_PRECISION = Decimal("0.000001")  # 1/24 h is not exact in decimal: 200 mg every 8 h must be 600, not 599.99...
+
+
+def daily_dose(request: Mapping[str, Any], product_name: str | None, target_unit: str, at_least: bool = False) -> Decimal | None:
+    """Total daily dose of a MedicationRequest in ``target_unit`` (e.g. "mg"), or None if unknown.
+
+    With ``at_least``, instructions that cannot be computed are left out and the known part
+    is returned as a lower bound (None if no part is known): enough to say "above a maximum".
+    """
     instructions = [d for d in request.get("dosageInstruction") or [] if isinstance(d, Mapping)]
-    if not instructions:
-        return None
-    total = Decimal(0)
+    total, known = Decimal(0), 0
     for instruction in instructions:
         per_day = administrations_per_day(instruction.get("timing"))
         dose = _dose_in(instruction, product_name, target_unit)
         if per_day is None or dose is None:
+            if at_least:
+                continue
             return None
         total += per_day * dose
-    return total
+        known += 1
+    if known == 0:
+        return None
+    return total.quantize(_PRECISION).normalize()
 
 
 def _dose_in(instruction: Mapping[str, Any], product_name: str | None, target_unit: str) -> Decimal | None:

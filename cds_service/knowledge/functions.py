@@ -17,6 +17,7 @@ clock, terminology and record, which are bound when the table is built for a req
 | earliest()         | resources                      | the one with the earliest effectiveDate()      |
 | yearsSince()       | date / dateTime                | whole years from it to the clock (age)         |
 | dailyDose(unit)    | MedicationRequest              | total daily dose from dosageInstruction        |
+| dailyDoseAtLeast(u)| MedicationRequest              | the computable part of it (a lower bound)      |
 | now() / today()    | -                              | the evaluation clock (never the host clock)    |
 """
 
@@ -166,17 +167,23 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
                 years.append(today.year - born.year - ((today.month, today.day) < (born.month, born.day)))
         return years
 
-    def dose_per_day(_ctx: Any, inputs: list[Any], unit: Any) -> list[Decimal]:
-        doses = []
+    def doses(inputs: list[Any], unit: Any, at_least: bool) -> list[Decimal]:
+        found = []
         for item in inputs:
             resource = get_data(item)
             if not isinstance(resource, Mapping):
                 continue
             concept = medication_concept(resource, env.resolve_reference)
-            dose = daily_dose(resource, _product_name(concept, env.terminology), str(get_data(unit)))
+            dose = daily_dose(resource, _product_name(concept, env.terminology), str(get_data(unit)), at_least=at_least)
             if dose is not None:
-                doses.append(dose)
-        return doses
+                found.append(dose)
+        return found
+
+    def dose_per_day(_ctx: Any, inputs: list[Any], unit: Any) -> list[Decimal]:
+        return doses(inputs, unit, at_least=False)
+
+    def dose_per_day_at_least(_ctx: Any, inputs: list[Any], unit: Any) -> list[Decimal]:
+        return doses(inputs, unit, at_least=True)
 
     def days_since(_ctx: Any, inputs: list[Any]) -> list[int]:
         days = []
@@ -214,6 +221,7 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
         "earliest": FunctionSpec(earliest),
         "yearsSince": FunctionSpec(years_since),
         "dailyDose": FunctionSpec(dose_per_day, {1: ["String"]}),
+        "dailyDoseAtLeast": FunctionSpec(dose_per_day_at_least, {1: ["String"]}),
         "daysSince": FunctionSpec(days_since),
         "instant": FunctionSpec(instant),
         "quantityIn": FunctionSpec(quantity_in, {1: ["String"]}),
@@ -224,7 +232,7 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
 
 
 CUSTOM_FUNCTION_NAMES = frozenset(
-    ["memberOf", "medicationCode", "resolve", "effectiveDate", "latest", "earliest", "yearsSince", "dailyDose",
+    ["memberOf", "medicationCode", "resolve", "effectiveDate", "latest", "earliest", "yearsSince", "dailyDose", "dailyDoseAtLeast",
      "daysSince", "instant", "quantityIn", "now", "today"]
 )
 
