@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -51,6 +52,7 @@ def call_service(service_id: str) -> Any:
         return body
     try:
         hook_request = HookRequest.from_json(body, expected_hook=service.hook)
+        _check_prefetch_bundles(hook_request.prefetch, service.prefetch)
     except RequestValidationError as exc:
         return exc.to_json(), 400
     try:
@@ -106,6 +108,38 @@ def hook_context(hook_request: HookRequest) -> HookContext:
         draft_orders=drafts,
         selected_orders=selected,
     )
+
+
+def _check_prefetch_bundles(prefetch: Any, requested: Mapping[str, str]) -> None:
+    """Bundle structure the prefetch reader relies on (the JSON Schema leaves Bundles open).
+
+    In a key this service asked for, a Bundle whose ``entry`` or ``link`` is not an array, or
+    whose entries are not objects, is not FHIR: 400 naming the member. Keys the service never
+    asked for are ignored whatever they hold, and resources that are objects but fail FHIR
+    validation are ignored by the record.
+    """
+    if not isinstance(prefetch, dict):
+        return
+    for key in requested:
+        value = prefetch.get(key)
+        if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
+            continue
+        where = f"prefetch.{key}"
+        entries = value.get("entry")
+        if entries is not None and not isinstance(entries, list):
+            raise RequestValidationError(f"{where}.entry", "must be of type array")
+        for index, entry in enumerate(entries or ()):
+            if not isinstance(entry, dict):
+                raise RequestValidationError(f"{where}.entry.{index}", "must be of type object")
+            for member in ("resource", "search"):
+                if entry.get(member) is not None and not isinstance(entry[member], dict):
+                    raise RequestValidationError(f"{where}.entry.{index}.{member}", "must be of type object")
+        links = value.get("link")
+        if links is not None and not isinstance(links, list):
+            raise RequestValidationError(f"{where}.link", "must be of type array")
+        for index, link in enumerate(links or ()):
+            if not isinstance(link, dict):
+                raise RequestValidationError(f"{where}.link.{index}", "must be of type object")
 
 
 def _read_json() -> Any:

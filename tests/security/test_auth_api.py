@@ -31,7 +31,7 @@ FEEDBACK = {"feedback": [{"card": "0b8a8e2c-3a4a-4c1e-9d6b-1a2b3c4d5e6f", "outco
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def client(knowledge, auth_settings):
     return create_app(auth_settings, knowledge=knowledge, clock=lambda: NOW).test_client()
 

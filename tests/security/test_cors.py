@@ -20,7 +20,7 @@ ROUTES = ["/cds-services", SERVICE, f"{SERVICE}/feedback"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def client(knowledge, auth_settings: Settings):
     settings = replace(auth_settings, cors_allowed_origins=(SANDBOX, "https://sandbox.cds-hooks.org"))
     return create_app(settings, knowledge=knowledge, clock=lambda: NOW).test_client()
