@@ -12,6 +12,7 @@ clock, terminology and record, which are bound when the table is built for a req
 | effectiveDate()    | resource                       | its clinically relevant date/dateTime          |
 | latest()           | resources                      | the one with the latest effectiveDate()        |
 | daysSince()        | date / dateTime                | whole calendar days from it to the clock       |
+| hoursSince()       | date / dateTime                | hours from it to the clock (decimal)           |
 | instant()          | date / dateTime                | normalised UTC timestamp, comparable as text   |
 | quantityIn(unit)   | Quantity                       | its value converted to a UCUM unit             |
 | earliest()         | resources                      | the one with the earliest effectiveDate()      |
@@ -193,6 +194,14 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
                 days.append((today - moment.date()).days)
         return days
 
+    def hours_since(_ctx: Any, inputs: list[Any]) -> list[Decimal]:
+        hours = []
+        for item in inputs:
+            moment = parse_fhir_datetime(item)
+            if moment is not None:
+                hours.append(Decimal(int((env.now - moment).total_seconds())) / 3600)
+        return hours
+
     def instant(_ctx: Any, inputs: list[Any]) -> list[str]:
         moments = (parse_fhir_datetime(item) for item in inputs)
         return [format_instant(moment) for moment in moments if moment is not None]
@@ -224,6 +233,7 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
         "dailyDoseAtLeast": FunctionSpec(dose_per_day_at_least, {1: ["String"]}),
         "daysSince": FunctionSpec(days_since),
         "instant": FunctionSpec(instant),
+        "hoursSince": FunctionSpec(hours_since),
         "quantityIn": FunctionSpec(quantity_in, {1: ["String"]}),
         "now": FunctionSpec(now),
         "today": FunctionSpec(today_fn),
@@ -233,7 +243,7 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
 
 CUSTOM_FUNCTION_NAMES = frozenset(
     ["memberOf", "medicationCode", "resolve", "effectiveDate", "latest", "earliest", "yearsSince", "dailyDose", "dailyDoseAtLeast",
-     "daysSince", "instant", "quantityIn", "now", "today"]
+     "daysSince", "hoursSince", "instant", "quantityIn", "now", "today"]
 )
 
 
