@@ -112,3 +112,16 @@ def test_the_sandbox_dev_issuers_file_allows_the_sandbox_origins(knowledge, tmp_
     client = create_app(settings, knowledge=knowledge, clock=lambda: NOW).test_client()
     for origin in ("http://localhost:8080", "http://127.0.0.1:8080", "https://sandbox.cds-hooks.org"):
         assert preflight(client, SERVICE, origin=origin).headers["Access-Control-Allow-Origin"] == origin
+
+
+def test_an_unexpected_500_carries_cors_headers(client, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("cds_service.api.hooks.gather_record", broken)
+    response = client.post(SERVICE, json={"hook": "order-select", "hookInstance": "x", "context": {
+        "userId": "Practitioner/1", "patientId": "p", "selections": [], "draftOrders": {"resourceType": "Bundle", "entry": []}}},
+        headers={"Origin": SANDBOX, **issuer.headers(f"http://localhost{SERVICE}")})
+    assert response.status_code == 500
+    assert response.get_json()["error"] == "internal_error"
+    assert response.headers["Access-Control-Allow-Origin"] == SANDBOX
