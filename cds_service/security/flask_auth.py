@@ -30,6 +30,8 @@ def request_audiences(public_base_urls: Sequence[str]) -> list[str]:
     """The `aud` values acceptable for this request: each public base URL + path, else the URL as received."""
     if public_base_urls:
         return [base.rstrip("/") + request.path for base in public_base_urls]
+    if not request.host:
+        return []  # Werkzeug blanks an invalid Host header: no URL, so no acceptable aud
     return [request.base_url]
 
 

@@ -163,6 +163,13 @@ def test_without_public_base_url_the_audience_follows_the_host(client, issuer: F
     assert client.get("/cds-services", headers=headers).status_code == 200
 
 
+@pytest.mark.parametrize("host", ["ex ample", "a/b", "h:99999", ""])
+def test_an_invalid_host_header_matches_no_audience(client, issuer: FakeIssuer, host: str) -> None:
+    # Werkzeug turns an invalid Host into "", which would make the expected aud "http:///cds-services".
+    for aud in ("http:///cds-services", f"http://{host}/cds-services"):
+        assert client.get("/cds-services", headers={"Host": host, **issuer.headers(aud)}).status_code == 401
+
+
 def test_a_failing_replay_cache_fails_closed(client, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args, **kwargs):
         raise ReplayCacheError("disk I/O error")
