@@ -7,7 +7,9 @@ they were at the fixture's clock.
 from __future__ import annotations
 
 import copy
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -72,6 +74,7 @@ def service_url() -> Iterator[str]:
 def wire_test_environment() -> dict[str, str]:
     """Extra environment for the server under test (authentication settings live here)."""
     directory = Path(tempfile.mkdtemp(prefix="cds-wire-"))
+    atexit.register(shutil.rmtree, directory, True)
     issuers = write_issuers_file(directory / "trusted-issuers.json", WIRE_ISSUER)
     return {"CDS_TRUSTED_ISSUERS": str(issuers), "CDS_STATE_DIR": str(directory / "state")}
 
