@@ -20,6 +20,7 @@ from .knowledge.model import KnowledgeBase
 from .security import JwtVerifier, ReplayCache, ReplayCacheError, SecurityConfigError, TrustedIssuers, load_trusted_issuers
 from .security.flask_auth import install_auth
 from .settings import Settings
+from .store.shown_cards import ShownCardStore
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,10 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json = OrjsonProvider(app)
-    app.extensions["cds_runtime"] = CdsRuntime(settings=settings, knowledge=knowledge, fhir_client=fhir_client, clock=clock)
+    shown_cards = ShownCardStore(settings.effective_state_dir / "shown-cards.sqlite3", settings.duplicate_card_window_seconds)
+    app.extensions["cds_runtime"] = CdsRuntime(
+        settings=settings, knowledge=knowledge, fhir_client=fhir_client, clock=clock, shown_cards=shown_cards
+    )
     app.register_blueprint(hooks.blueprint)
     app.register_blueprint(health.blueprint)
     register_error_handlers(app)

@@ -55,6 +55,8 @@ class Settings:
     cors_allowed_origins: tuple[str, ...] = ()
     # Where state shared by the worker processes lives (the jti replay cache); None: default_state_dir().
     state_dir: Path | None = None
+    # An order card shown at order-select is not repeated at order-sign within this window.
+    duplicate_card_window_seconds: int = 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +81,7 @@ class Settings:
             jwks_cache_seconds=_float(env, "CDS_JWKS_CACHE_SECONDS", defaults.jwks_cache_seconds),
             cors_allowed_origins=_origins(env, "CDS_CORS_ALLOWED_ORIGINS"),
             state_dir=Path(env["CDS_STATE_DIR"]) if env.get("CDS_STATE_DIR", "").strip() else None,
+            duplicate_card_window_seconds=_int(env, "CDS_DUPLICATE_CARD_WINDOW_SECONDS", defaults.duplicate_card_window_seconds),
         )
 
     @property

@@ -15,6 +15,7 @@ from ..knowledge.cards import to_cds_response
 from ..knowledge.engine import HookContext, apply_service
 from ..protocol.models import HookRequest
 from ..protocol.validation import RequestValidationError, validate_feedback_request
+from .dedupe import without_repeats
 from .errors import json_error
 from .runtime import CdsRuntime
 
@@ -64,11 +65,12 @@ def call_service(service_id: str) -> Any:
         return response
     context = hook_context(hook_request)
     result = apply_service(runtime.knowledge, service, record, context, runtime.clock())
-    response = to_cds_response(result.cards, hook_request.hook_instance)
+    cards = without_repeats(result.cards, context, runtime.shown_cards)
+    response = to_cds_response(cards, hook_request.hook_instance)
     logger.info(
         "service %s hookInstance %s: %d card(s) %s in %.1f ms",
-        service.id, hook_request.hook_instance, len(result.cards),
-        [card.recommendation.id for card in result.cards], (time.perf_counter() - started) * 1000,
+        service.id, hook_request.hook_instance, len(cards),
+        [card.recommendation.id for card in cards], (time.perf_counter() - started) * 1000,
     )
     return response
 

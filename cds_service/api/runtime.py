@@ -9,6 +9,7 @@ from datetime import datetime
 from ..fhir.client import FhirClient
 from ..knowledge.model import KnowledgeBase
 from ..settings import Settings
+from ..store.shown_cards import ShownCardStore
 
 
 @dataclass(frozen=True)
@@ -17,3 +18,4 @@ class CdsRuntime:
     knowledge: KnowledgeBase
     fhir_client: FhirClient
     clock: Callable[[], datetime]
+    shown_cards: ShownCardStore | None = None  # order-select cards, not repeated at order-sign

@@ -114,7 +114,11 @@ def _take_prefetched(key: str, value: Any, resources: list[Any], problems: dict[
     if resource_type != "Bundle":
         resources.append(value)
         return None
-    for entry in value.get("entry") or []:
+    entries, links = value.get("entry") or [], value.get("link") or []
+    if not isinstance(entries, list) or not isinstance(links, list):
+        problems[key] = "prefetch Bundle entry/link is not a list"
+        return None
+    for entry in entries:
         if not isinstance(entry, Mapping):
             continue
         if (entry.get("search") or {}).get("mode") == "outcome":
@@ -122,7 +126,7 @@ def _take_prefetched(key: str, value: Any, resources: list[Any], problems: dict[
         resource = entry.get("resource")
         if isinstance(resource, Mapping):
             resources.append(resource)
-    for link in value.get("link") or []:
+    for link in links:
         if isinstance(link, Mapping) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return link["url"]
     return None

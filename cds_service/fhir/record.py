@@ -56,7 +56,8 @@ class PatientRecord:
                 cached = True
             except InvalidResource as exc:
                 # Type and element path only: the resource content is patient data.
-                logger.warning("ignoring a resource that is not valid FHIR R4: %s", exc)
+                # INFO, not WARNING: the CDS Hooks Sandbox's Rx View sends an incomplete draft on every open.
+                logger.info("ignoring a resource that is not valid FHIR R4: %s", exc)
                 cached = False
             self._validity[key] = cached
         return cached

@@ -8,10 +8,14 @@ the door, so no resource is converted twice.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_\-\[\]]")
 
 
 class InvalidResource(ValueError):
@@ -40,7 +44,8 @@ def _describe(exc: Exception) -> str:
         return type(exc).__name__
     described = []
     for error in errors()[:3]:
-        location = ".".join(str(part) for part in error.get("loc", ()))
+        # Member names come from the client: keep them printable and short (no log injection).
+        location = ".".join(_SAFE_NAME.sub("?", str(part))[:40] for part in error.get("loc", ()))
         # error["msg"] can quote the offending value; the type code cannot.
         described.append(f"{location or '(root)'} [{error.get('type')}]")
     return "; ".join(described)

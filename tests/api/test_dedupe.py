@@ -1,0 +1,58 @@
+"""A card shown at order-select is not repeated at order-sign for the same unchanged draft."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from cds_service.app import create_app
+
+from ..security.issuer import insecure_settings
+from ..support.scenarios import load_scenarios
+
+SCENARIO = {s.name: s for s in load_scenarios()}["folate-without-b12/b12-199-positive"]
+
+
+@pytest.fixture()
+def client(knowledge, tmp_path: Path):
+    app = create_app(insecure_settings(state_dir=tmp_path), knowledge=knowledge, clock=lambda: SCENARIO.now)
+    return app.test_client()
+
+
+def sign_request(select_request: dict) -> dict:
+    body = copy.deepcopy(select_request)
+    body["hook"] = "order-sign"
+    body["hookInstance"] = "5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"
+    del body["context"]["selections"]
+    return body
+
+
+def topics(response) -> list[str]:
+    assert response.status_code == 200, response.get_json()
+    return [card["source"]["topic"]["code"] for card in response.get_json()["cards"]]
+
+
+def test_order_sign_does_not_repeat_the_order_select_card(client) -> None:
+    select = copy.deepcopy(SCENARIO.request)
+    assert topics(client.post("/cds-services/b12-neuropathy-order-select", json=select)) == ["folate-without-b12"]
+    assert topics(client.post("/cds-services/b12-neuropathy-order-sign", json=sign_request(select))) == []
+
+
+def test_order_sign_shows_the_card_when_the_draft_changed(client) -> None:
+    select = copy.deepcopy(SCENARIO.request)
+    client.post("/cds-services/b12-neuropathy-order-select", json=select)
+    sign = sign_request(select)
+    sign["context"]["draftOrders"]["entry"][0]["resource"]["dosageInstruction"] = [{"text": "5 mg by mouth once daily"}]
+    assert topics(client.post("/cds-services/b12-neuropathy-order-sign", json=sign)) == ["folate-without-b12"]
+
+
+def test_order_sign_without_a_prior_order_select_shows_the_card(client) -> None:
+    assert topics(client.post("/cds-services/b12-neuropathy-order-sign", json=sign_request(SCENARIO.request))) == ["folate-without-b12"]
+
+
+def test_repeated_order_select_keeps_showing_the_card(client) -> None:
+    # The sandbox re-fires order-select on every change: the card must stay on screen.
+    for _ in range(2):
+        assert topics(client.post("/cds-services/b12-neuropathy-order-select", json=SCENARIO.request)) == ["folate-without-b12"]
