@@ -1,11 +1,13 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    CDS_KNOWLEDGE_DIR=/app/plan_definitions
+    CDS_KNOWLEDGE_DIR=/app/plan_definitions \
+    CDS_STATE_DIR=/tmp/cds-state
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY cds_service ./cds_service
 COPY plan_definitions ./plan_definitions
+COPY config ./config
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 cds
 USER cds
 EXPOSE 8080
