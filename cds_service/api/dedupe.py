@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from ..jsonio import json_default
 from ..knowledge.engine import CardResult, HookContext
 from ..store.shown_cards import ShownCardStore
 
@@ -22,7 +23,7 @@ def card_keys(card: CardResult, context: HookContext) -> list[str]:
     """One key per draft the card is about; a changed draft (dose, product) is a new key."""
     keys = []
     for resource in card.focus:
-        fingerprint = orjson.dumps(_clinical_content(resource), option=orjson.OPT_SORT_KEYS)
+        fingerprint = orjson.dumps(_clinical_content(resource), default=json_default, option=orjson.OPT_SORT_KEYS)
         material = b"|".join([
             context.patient_id.encode(), (context.encounter_id or "").encode(),
             card.recommendation.id.encode(), card.definition.id.encode(), fingerprint,

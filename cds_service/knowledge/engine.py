@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from fhirpathpy.engine.util import get_data
+
 from .fhirpath import format_value, is_true, plain_list
 from .functions import FunctionContext, build_function_table, format_instant
 from .model import (
@@ -329,7 +331,8 @@ class _Evaluation:
         focus: list[Mapping[str, Any]] = []
         if card.focus is not None:
             values, _error = self.evaluate(card.focus, scope)
-            focus = [item for item in plain_list(values) if isinstance(item, Mapping)]
+            # The original resource JSON, not a converted copy (plain() turns floats into Decimals).
+            focus = [data for data in (get_data(value) for value in values) if isinstance(data, Mapping)]
         return CardResult(
             recommendation=recommendation,
             definition=card,
