@@ -13,30 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Flask, request
 
 from ..security.flask_auth import is_protected
+from ..security.verifier import normalize_origin
 
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type"
 MAX_AGE_SECONDS = "600"
-
-
-def normalize_origin(origin: str) -> str:
-    try:
-        parts = urlsplit(origin.strip())
-        port = parts.port
-    except ValueError:
-        return origin
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
-        host = f"{host}:{port}"
-    return f"{scheme}://{host}"
 
 
 def install_cors(app: Flask, origins: Iterable[str]) -> frozenset[str]:

@@ -178,8 +178,8 @@ class JwtVerifier:
         return float(exp)
 
 
-def normalize_url(url: str) -> str:
-    """scheme://host[:port]/path with scheme and host lower-cased, default ports and trailing '/' dropped."""
+def normalize_origin(url: str) -> str:
+    """scheme://host[:port], lower-cased, default port dropped: how origins and audiences compare."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -191,7 +191,16 @@ def normalize_url(url: str) -> str:
         host = f"[{host}]"
     if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
         host = f"{host}:{port}"
-    return f"{scheme}://{host}{parts.path.rstrip('/')}"
+    return f"{scheme}://{host}"
+
+
+def normalize_url(url: str) -> str:
+    """The normalised origin plus the path without a trailing '/'."""
+    try:
+        path = urlsplit(url.strip()).path
+    except ValueError:
+        return url
+    return normalize_origin(url) + path.rstrip("/")
 
 
 def _printable(value: object, limit: int = 120) -> str:
