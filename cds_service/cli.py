@@ -95,14 +95,11 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from .knowledge.cards import to_cds_response
     from .knowledge.engine import apply_service
     from .knowledge.explain import format_traces
-    from .knowledge.loader import KnowledgeError, load_knowledge
     from .protocol.models import HookRequest
     from .protocol.validation import RequestValidationError
 
-    try:
-        knowledge = load_knowledge(settings.knowledge_dir, settings.parameters_file)
-    except KnowledgeError as exc:
-        print(f"cds-service: the knowledge cannot be loaded: {exc}", file=sys.stderr)
+    knowledge = _load_knowledge(settings)
+    if knowledge is None:
         return 1
     service = knowledge.service_for_hook(args.hook)
     if service is None:
@@ -137,18 +134,25 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
-    from .knowledge.loader import KnowledgeError, load_knowledge
-
-    try:
-        knowledge = load_knowledge(settings.knowledge_dir, settings.parameters_file)
-    except KnowledgeError as exc:
-        print(f"cds-service: the knowledge cannot be loaded: {exc}", file=sys.stderr)
+    knowledge = _load_knowledge(settings)
+    if knowledge is None:
         return 1
     for service in knowledge.services.values():
         members = ", ".join(r.id for r in service.recommendations)
         print(f"{service.id} ({service.hook}): {members}")
     print(f"ok: {len(knowledge.recommendations)} recommendations, {len(knowledge.terminology.urls())} value sets, {len(knowledge.parameters)} parameters")
     return 0
+
+
+def _load_knowledge(settings: Settings) -> Any:
+    """The knowledge, or None after saying on stderr which file and element are wrong."""
+    from .knowledge.loader import KnowledgeError, load_knowledge
+
+    try:
+        return load_knowledge(settings.knowledge_dir, settings.parameters_file)
+    except KnowledgeError as exc:
+        print(f"cds-service: the knowledge cannot be loaded: {exc}", file=sys.stderr)
+        return None
 
 
 def _parse_now(text: str | None) -> datetime:
