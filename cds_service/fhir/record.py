@@ -6,6 +6,12 @@ pre-filtered list, as HL7's $apply does with ``%<input id>``: FHIRPath then walk
 handful of resources instead of the whole chart. Resources are validated against the
 FHIR R4 models when an input first selects them, so a resource no rule needs is never
 paid for, and none is validated twice.
+
+Selecting is indexed: the first input of a type groups that type's resources by their
+codes (once per record), and each input then checks ValueSet membership once per
+distinct code combination instead of once per resource. A 10,000-resource chart holds a
+few dozen distinct codes per type, so 25 Observation inputs cost a few hundred membership
+checks rather than 200,000. Selected resources keep the order in which they arrived.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from heapq import merge
 from typing import Any
 
 from ..knowledge.model import DataRequirement
@@ -20,6 +27,8 @@ from ..knowledge.terminology import ValueSetIndex
 from .resources import InvalidResource, codings, medication_concept, reference_key, validate_resource
 
 logger = logging.getLogger(__name__)
+
+CodeKey = tuple[tuple[str, str], ...]  # the (system, code) pairs of a concept's codings, in order
 
 
 @dataclass
@@ -29,6 +38,8 @@ class PatientRecord:
     _validity: dict[int, bool] = field(default_factory=dict, repr=False)
     _inputs: dict[tuple[str, str], list[Mapping[str, Any]]] = field(default_factory=dict, repr=False)
     _by_reference: dict[str, Mapping[str, Any]] | None = field(default=None, repr=False)
+    # (resource type, code path) -> codes -> positions in resources[type], ascending
+    _code_index: dict[tuple[str, str], dict[CodeKey, list[int]]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_resources(cls, resources: Iterable[Any], patient_id: str | None = None) -> PatientRecord:
@@ -82,22 +93,47 @@ class PatientRecord:
         if requirement.type == "Patient":
             selected = [self.patient] if self.patient is not None else []
         else:
-            selected = [
-                resource
-                for resource in self.resources.get(requirement.type, [])
-                if self._matches(resource, requirement, terminology) and self.is_valid(resource)
-            ]
+            selected = [resource for resource in self._candidates(requirement, terminology) if self.is_valid(resource)]
         self._inputs[key] = selected
         return selected
 
-    def _matches(self, resource: Mapping[str, Any], requirement: DataRequirement, terminology: ValueSetIndex) -> bool:
+    def _candidates(self, requirement: DataRequirement, terminology: ValueSetIndex) -> list[Mapping[str, Any]]:
+        """Resources of the requirement's type whose code is in its ValueSet, in the order received."""
+        resources = self.resources.get(requirement.type, [])
         if requirement.value_set is None:
-            return True
-        if requirement.code_path == "medication":
-            concept = medication_concept(resource, self.resolve)
-        else:
-            concept = resource.get(requirement.code_path or "code")
-        return terminology.contains_any(requirement.value_set, codings(concept))
+            return list(resources)
+        value_set = requirement.value_set
+        terminology.contains_any(value_set, ())  # an unknown ValueSet fails even when there is nothing to check
+        groups = self._codes(requirement.type, requirement.code_path or "code")
+        matching = [positions for codes, positions in groups.items() if codes and terminology.contains_pairs(value_set, codes)]
+        if len(matching) == 1:
+            return [resources[position] for position in matching[0]]
+        return [resources[position] for position in merge(*matching)]
+
+    def _codes(self, resource_type: str, code_path: str) -> dict[CodeKey, list[int]]:
+        """Group the resources of a type by the codes at ``code_path``, once per record."""
+        index_key = (resource_type, code_path)
+        groups = self._code_index.get(index_key)
+        if groups is None:
+            groups = {}
+            for position, resource in enumerate(self.resources.get(resource_type, [])):
+                if code_path == "medication":
+                    concept = medication_concept(resource, self.resolve)
+                else:
+                    concept = resource.get(code_path)
+                groups.setdefault(_code_key(concept), []).append(position)
+            self._code_index[index_key] = groups
+        return groups
 
     def valid_resources(self, resources: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         return [resource for resource in resources if self.is_valid(resource)]
+
+
+def _code_key(concept: Any) -> CodeKey:
+    # A coding whose system or code is missing, empty or not a string is in no ValueSet.
+    return tuple(
+        (system, code)
+        for coding in codings(concept)
+        if isinstance(system := coding.get("system"), str) and system
+        and isinstance(code := coding.get("code"), str) and code
+    )

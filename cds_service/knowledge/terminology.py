@@ -205,6 +205,11 @@ class ValueSetIndex:
                 return True
         return False
 
+    def contains_pairs(self, url: str, pairs: Iterable[tuple[str, str]]) -> bool:
+        """``contains_any`` for (system, code) pairs already taken out of their codings."""
+        vs = self._get(url)
+        return any(system and code and vs.contains(system, code) for system, code in pairs)
+
     def codes(self, url: str, system: str | None = None) -> frozenset[str]:
         vs = self._get(url)
         return frozenset(
