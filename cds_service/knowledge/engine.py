@@ -21,7 +21,7 @@ from typing import Any
 
 from fhirpathpy.engine.util import get_data
 
-from .fhirpath import format_value, is_true, plain_list
+from .fhirpath import format_value, is_true, merge_functions, plain_list
 from .functions import FunctionContext, build_function_table, format_instant
 from .model import (
     CardDefinition,
@@ -231,7 +231,8 @@ class _Evaluation:
         self.context = context
         self.now = now
         self.explain = explain
-        self.functions = build_function_table(FunctionContext(now, knowledge.terminology, record.resolve))
+        # Merged with fhirpathpy's built-ins once per request, not on every call (fhirpath.py).
+        self.functions = merge_functions(build_function_table(FunctionContext(now, knowledge.terminology, record.resolve)))
         self.root = dict(record.patient) if record.patient is not None else {}
         base_values: dict[str, Any] = {
             "patient": record.patient,

@@ -5,6 +5,20 @@ clock for ``now()``/``today()``. We need two things it cannot give: variables th
 computed lazily (a shared definition is only evaluated when a condition reads it, and
 only once per request) and a clock that is an input of the evaluation (the engine is
 pure). So we parse once with fhirpathpy and drive its evaluator with our own context.
+
+Two things make that evaluator cheaper without changing what it computes:
+
+- **Built-ins merged once.** fhirpathpy merges its ~100 built-in functions with the user
+  functions into a new dict on *every* function call and operator (``doInvoke``,
+  ``infix_invoke``): thousands of dict copies per request. The engine merges them once per
+  request (``merge_functions``) and our evaluation context carries the merged table;
+  ``doInvoke``/``infix_invoke`` are wrapped to use it when present (any other caller of
+  fhirpathpy gets the original functions, unchanged).
+- **Constant sub-expressions folded at load.** ``status in ('final' | 'amended' | 'corrected')``
+  re-parsed three string literals (regex substitutions) and de-duplicated their union (a
+  ``json.dumps`` per item) for every resource a ``where`` visited. Literal sub-trees (strings,
+  numbers, booleans, ``{}``, and unions or parentheses of them) and member/function names are
+  evaluated once when the expression is compiled and replaced by their value.
 """
 
 from __future__ import annotations
@@ -14,10 +28,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import fhirpathpy.engine as _fp_engine
 from antlr4 import CommonTokenStream, InputStream, Token
 from antlr4.error.ErrorListener import ErrorListener
 from antlr4.tree.Tree import ParseTreeWalker
-from fhirpathpy.engine import do_eval
+from fhirpathpy.engine import do_eval, util
+from fhirpathpy.engine.evaluators import evaluators as _EVALUATORS
+from fhirpathpy.engine.invocations import invocation_registry as _BUILTIN_FUNCTIONS
 from fhirpathpy.engine.nodes import FP_Type, ResourceNode
 from fhirpathpy.engine.util import arraify, get_data
 from fhirpathpy.models import models
@@ -74,6 +91,7 @@ class CompiledExpression:
             "vars": variables,
             "model": R4_MODEL,
             "userInvocationTable": functions,
+            _MERGED_FUNCTIONS: functions if isinstance(functions, MergedFunctions) else merge_functions(functions),
         }
         result = do_eval(ctx, data_root, self._parsed["children"][0])
         return _drop_primitive_extension_nodes(arraify(result))
@@ -107,7 +125,9 @@ def compile_expression(source: str) -> CompiledExpression:
         raise FhirPathSyntaxError(f"cannot parse FHIRPath {source!r}: {exc}") from None
     except Exception as exc:  # ANTLR and the AST listener raise plain exceptions
         raise FhirPathSyntaxError(f"cannot parse FHIRPath {source!r}: {type(exc).__name__}") from None
-    return CompiledExpression(source=source, _parsed=ast.parentStack[0])
+    parsed = ast.parentStack[0]
+    _fold_constants(parsed)
+    return CompiledExpression(source=source, _parsed=parsed)
 
 
 def plain(value: Any) -> Any:
@@ -159,3 +179,132 @@ def _drop_primitive_extension_nodes(values: list[Any]) -> list[Any]:
             continue
         kept.append(value)
     return kept
+
+
+# --------------------------------------------------------------------------- speed-ups
+# See the module docstring. Both keep fhirpathpy's results exactly: the merged table is the
+# dict fhirpathpy would build, and a folded node returns what fhirpathpy returned for it.
+
+
+class MergedFunctions(dict):
+    """fhirpathpy's built-in functions plus ours, merged once (ours win, as in fhirpathpy)."""
+
+
+def merge_functions(functions: Mapping[str, dict[str, Any]]) -> MergedFunctions:
+    return MergedFunctions({**_BUILTIN_FUNCTIONS, **functions})
+
+
+_MERGED_FUNCTIONS = "b12:mergedInvocationTable"
+_fhirpathpy_do_invoke = _fp_engine.doInvoke
+_fhirpathpy_infix_invoke = _fp_engine.infix_invoke
+
+
+def _do_invoke(ctx, fn_name, data, raw_params):  # noqa: ANN001 (fhirpathpy's signature)
+    """fhirpathpy 2.2.4 ``engine.doInvoke`` without its per-call registry merge."""
+    invocation_registry = ctx.get(_MERGED_FUNCTIONS)
+    if invocation_registry is None:
+        return _fhirpathpy_do_invoke(ctx, fn_name, data, raw_params)
+
+    if isinstance(fn_name, list) and len(fn_name) == 1:
+        fn_name = fn_name[0]
+    if not isinstance(fn_name, str) or fn_name not in invocation_registry:
+        raise Exception("Not implemented: " + str(fn_name))
+    invocation = invocation_registry[fn_name]
+
+    if "nullable_input" in invocation and util.is_nullable(data):
+        return []
+
+    if "variadic" in invocation:
+        tp = invocation["variadic"]
+        raw_params_list = raw_params if isinstance(raw_params, list) else []
+        this_value = ctx["$this"] if "$this" in ctx else ctx["dataRoot"]
+        params = [_fp_engine.make_param(ctx, this_value, tp, pr) for pr in raw_params_list]
+        return util.arraify(invocation["fn"](ctx, util.arraify(data), *params))
+
+    if "arity" not in invocation:
+        if raw_params is None or util.is_empty(raw_params):
+            return util.arraify(invocation["fn"](ctx, util.arraify(data)))
+        raise Exception(fn_name + " expects no params")
+
+    if invocation["fn"].__name__ == "trace_fn" and raw_params is not None:
+        raw_params = raw_params[:1]
+
+    params_number = len(raw_params) if isinstance(raw_params, list) else 0
+    if params_number not in invocation["arity"]:
+        raise Exception(fn_name + " wrong arity: got " + str(params_number))
+
+    arg_types = invocation["arity"][params_number]
+    this_value = ctx["$this"] if "$this" in ctx else ctx["dataRoot"]
+    params = [ctx, data]
+    for i in range(params_number):
+        params.append(_fp_engine.make_param(ctx, this_value, arg_types[i], raw_params[i]))
+
+    if "nullable" in invocation and any(util.is_nullable(x) for x in params):
+        return []
+    return util.arraify(invocation["fn"](*params))
+
+
+def _infix_invoke(ctx, fn_name, data, raw_params):  # noqa: ANN001 (fhirpathpy's signature)
+    """fhirpathpy 2.2.4 ``engine.infix_invoke`` without its per-call registry merge."""
+    invocation_registry = ctx.get(_MERGED_FUNCTIONS)
+    if invocation_registry is None:
+        return _fhirpathpy_infix_invoke(ctx, fn_name, data, raw_params)
+    if fn_name not in invocation_registry or "fn" not in invocation_registry[fn_name]:
+        raise Exception("Not implemented " + fn_name)
+    invocation = invocation_registry[fn_name]
+    if len(raw_params) != 2:
+        raise Exception("Infix invoke should have arity 2")
+    arg_types = invocation["arity"][2]
+    if arg_types is None:
+        return []
+    params = [ctx]
+    for i in range(2):
+        params.append(_fp_engine.make_param(ctx, data, arg_types[i], raw_params[i]))
+    if "nullable" in invocation and any(util.is_nullable(x) for x in params):
+        return []
+    return util.arraify(invocation["fn"](*params))
+
+
+_fp_engine.doInvoke = _do_invoke
+_fp_engine.infix_invoke = _infix_invoke
+
+# Constant folding. A folded node keeps its other keys (fhirpathpy reads "text" of some nodes
+# directly) and gets a node type of its own whose evaluator returns a copy of the value.
+_CONSTANT = "B12Constant"
+_EVALUATORS[_CONSTANT] = lambda _ctx, _parent, node: list(node["value"])
+# Node types whose value never depends on the input, the variables or the context.
+_CONSTANT_TYPES = frozenset({
+    "LiteralTerm", "StringLiteral", "NumberLiteral", "BooleanLiteral", "NullLiteral",
+    "UnionExpression", "ParenthesizedTerm", "TermExpression", "Identifier",
+})
+# Never folded as a whole: make_param inspects a TermExpression parameter's node type.
+_NOT_A_FOLD_ROOT = frozenset({"TermExpression"})
+_FOLD_CONTEXT = {"dataRoot": [], "vars": {}, "model": R4_MODEL, "userInvocationTable": {}}
+
+
+def _fold_constants(node: dict[str, Any]) -> bool:
+    """Fold the maximal constant sub-trees below ``node``; True if ``node`` itself is constant."""
+    children = node.get("children") or []
+    constant_children = [_fold_constants(child) if isinstance(child, dict) else False for child in children]
+    constant = node.get("type") in _CONSTANT_TYPES and all(constant_children)
+    if not constant:
+        for child, child_constant in zip(children, constant_children):
+            if child_constant:
+                _fold(child)
+    return constant
+
+
+def _fold(node: dict[str, Any]) -> None:
+    while node.get("type") in _NOT_A_FOLD_ROOT:
+        children = node.get("children") or []
+        if len(children) != 1:
+            return
+        node = children[0]
+    try:
+        value = do_eval(dict(_FOLD_CONTEXT), [], node)
+    except Exception:  # leave it to fail (or not) at evaluation time, as before
+        return
+    if not isinstance(value, list) or not all(isinstance(item, (str, int, Decimal, bool)) for item in value):
+        return
+    node["type"] = _CONSTANT
+    node["value"] = tuple(value)

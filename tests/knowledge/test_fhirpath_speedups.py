@@ -1,0 +1,98 @@
+"""The FHIRPath speed-ups (constant folding, merged function table) change no result."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import fhirpathpy
+import pytest
+from fhirpathpy.models import models
+
+from cds_service.knowledge.fhirpath import compile_expression, merge_functions, plain_list
+
+RESOURCE = {
+    "resourceType": "Observation", "id": "o1", "status": "amended",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "2132-9"}], "text": "B12 'quoted'"},
+    "valueQuantity": {"value": 245, "unit": "pg/mL"},
+    "component": [{"valueString": "a"}, {"valueString": "b"}],
+}
+
+EXPRESSIONS = [
+    "status in ('final' | 'amended' | 'corrected')",
+    "status in ('final' | 'corrected')",
+    "('a' | 'b' | 'a').count()",
+    "('a' | 'b') | ('b' | 'c')",
+    "(1 | 2 | 2 | 3.5).count()",
+    "iif(status = 'amended', 'yes', {})",
+    "iif(status = 'final', 'yes', {})",
+    "{}",
+    "{}.empty()",
+    "'it\\'s' = 'it\\'s'",
+    "'tab\\tand \\'quote\\''",
+    "code.text",
+    "value.ofType(Quantity).value > 200",
+    "-5 + 3",
+    "(true and false) or (true | false).count() = 2",
+    "component.value.ofType(string)",
+    "component.where(value.ofType(string) in ('a' | 'z')).count()",
+    "`status` = 'amended'",
+    "code.coding.where(system = 'http://loinc.org').code",
+    "1.50 * 2",
+]
+
+
+@pytest.mark.parametrize("expression", EXPRESSIONS)
+def test_folded_expressions_give_fhirpathpys_own_result(expression: str) -> None:
+    expected = fhirpathpy.evaluate(RESOURCE, expression, None, models["r4"])
+    got = plain_list(compile_expression(expression).evaluate(RESOURCE, {}, {}))
+    assert _normal(got) == _normal(expected)
+
+
+def _normal(values: list) -> list:
+    return [str(v) if isinstance(v, Decimal) else v for v in values]
+
+
+def test_literal_unions_are_folded_once_at_compile_time() -> None:
+    parsed = compile_expression("status in ('final' | 'amended' | 'corrected')")._parsed
+    folded = [node for node in _nodes(parsed) if node.get("type") == "B12Constant"]
+    assert any(node["value"] == ("final", "amended", "corrected") for node in folded)
+    assert not any(node.get("type") == "StringLiteral" for node in _nodes(parsed))
+
+
+def test_a_term_expression_parameter_keeps_its_node_type() -> None:
+    # fhirpathpy's make_param reads the node type of Identifier-typed parameters.
+    parsed = compile_expression("iif(true, 'a', 'b')")._parsed
+    assert any(node.get("type") == "TermExpression" for node in _nodes(parsed))
+
+
+def test_each_evaluation_gets_its_own_list() -> None:
+    compiled = compile_expression("('a' | 'b')")
+    first = compiled.evaluate({}, {}, {})
+    first.append("mutated")
+    assert plain_list(compiled.evaluate({}, {}, {})) == ["a", "b"]
+
+
+def test_user_functions_override_built_ins_in_the_merged_table() -> None:
+    def mine(_ctx, _inputs):
+        return ["mine"]
+
+    merged = merge_functions({"now": {"fn": mine}})
+    assert merged["now"]["fn"] is mine
+    assert "where" in merged
+    assert plain_list(compile_expression("now()").evaluate({}, {}, merged)) == ["mine"]
+    assert plain_list(compile_expression("now()").evaluate({}, {}, {"now": {"fn": mine}})) == ["mine"]
+
+
+def test_plain_fhirpathpy_callers_are_unaffected() -> None:
+    assert fhirpathpy.evaluate({"a": [1, 2, 3]}, "a.where($this > 1).count()") == [2]
+    assert fhirpathpy.evaluate({}, "'x' | 'y'") == ["x", "y"]
+
+
+def _nodes(node: dict):
+    """Every node an evaluation can reach (a folded node's children are never evaluated)."""
+    yield node
+    if node.get("type") == "B12Constant":
+        return
+    for child in node.get("children") or []:
+        if isinstance(child, dict):
+            yield from _nodes(child)
