@@ -12,15 +12,26 @@ codes (once per record), and each input then checks ValueSet membership once per
 distinct code combination instead of once per resource. A 10,000-resource chart holds a
 few dozen distinct codes per type, so 25 Observation inputs cost a few hundred membership
 checks rather than 200,000. Selected resources keep the order in which they arrived.
+
+Validation results are also remembered across calls, by content: whether a resource is
+valid FHIR depends on its JSON alone, and an EHR sends the same chart again and again (the
+patient-view on opening it, then order-select and order-sign for the same patient). The
+key is a 128-bit BLAKE2b digest of the resource's JSON, so a resource that changes in any
+way is validated again; the memory is bounded (``VALIDATION_CACHE_SIZE`` digests per worker,
+least recently used dropped first), and a remembered invalid resource is logged as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from heapq import merge
 from typing import Any
+
+import orjson
 
 from ..knowledge.model import DataRequirement
 from ..knowledge.terminology import ValueSetIndex
@@ -29,6 +40,10 @@ from .resources import InvalidResource, codings, medication_concept, reference_k
 logger = logging.getLogger(__name__)
 
 CodeKey = tuple[tuple[str, str], ...]  # the (system, code) pairs of a concept's codings, in order
+
+VALIDATION_CACHE_SIZE = 50_000  # about 8 MB of digests per worker
+# digest of a resource's JSON -> None when it is valid, else the (loggable) reason it is not
+_validation_cache: OrderedDict[bytes, str | None] = OrderedDict()
 
 
 @dataclass
@@ -62,14 +77,12 @@ class PatientRecord:
         key = id(resource)
         cached = self._validity.get(key)
         if cached is None:
-            try:
-                validate_resource(resource)
-                cached = True
-            except InvalidResource as exc:
+            problem = _validation_problem(resource)
+            if problem is not None:
                 # Type and element path only: the resource content is patient data.
                 # INFO, not WARNING: the CDS Hooks Sandbox's Rx View sends an incomplete draft on every open.
-                logger.info("ignoring a resource that is not valid FHIR R4: %s", exc)
-                cached = False
+                logger.info("ignoring a resource that is not valid FHIR R4: %s", problem)
+            cached = problem is None
             self._validity[key] = cached
         return cached
 
@@ -137,3 +150,29 @@ def _code_key(concept: Any) -> CodeKey:
         if isinstance(system := coding.get("system"), str) and system
         and isinstance(code := coding.get("code"), str) and code
     )
+
+
+def _validation_problem(resource: Mapping[str, Any]) -> str | None:
+    """None if the resource is valid FHIR R4, else why not; remembered by content across calls."""
+    try:
+        digest = hashlib.blake2b(orjson.dumps(resource), digest_size=16).digest()
+    except (TypeError, orjson.JSONEncodeError):
+        digest = None  # not plain JSON data: validate, but do not remember
+    if digest is not None and digest in _validation_cache:
+        _validation_cache.move_to_end(digest)
+        return _validation_cache[digest]
+    try:
+        validate_resource(resource)
+        problem = None
+    except InvalidResource as exc:
+        problem = str(exc)
+    if digest is not None:
+        _validation_cache[digest] = problem
+        if len(_validation_cache) > VALIDATION_CACHE_SIZE:
+            _validation_cache.popitem(last=False)
+    return problem
+
+
+def clear_validation_cache() -> None:
+    """Forget every remembered validation result (benchmarks of the cold path, tests)."""
+    _validation_cache.clear()

@@ -106,3 +106,64 @@ def test_the_index_is_built_once_per_type_and_code_path() -> None:
     record.input(DataRequirement("two", "Observation", "code", LABS), TERMINOLOGY)
     assert record._code_index[("Observation", "code")] is index
     assert set(index) == {((LOINC, "2132-9"),), ((LOINC, "787-2"),)}
+
+
+# --- validation results remembered across calls, by content ----------------------------------
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from cds_service.fhir import record as record_module
+
+    record_module.clear_validation_cache()
+    calls: list[str] = []
+    real = record_module.validate_resource
+
+    def counting(resource: Any) -> None:
+        calls.append(resource.get("id"))
+        real(resource)
+
+    monkeypatch.setattr(record_module, "validate_resource", counting)
+    yield calls
+    record_module.clear_validation_cache()
+
+
+def test_a_resource_sent_again_is_not_validated_again(counted: list[str]) -> None:
+    requirement = DataRequirement("labs", "Observation", "code", LABS)
+    for _ in range(3):  # three calls, each with freshly parsed JSON
+        record = PatientRecord.from_resources([obs("a", (LOINC, "2132-9")), obs("b", (LOINC, "787-2"))])
+        assert ids(record.input(requirement, TERMINOLOGY)) == ["a", "b"]
+    assert counted == ["a", "b"]
+
+
+def test_a_changed_resource_is_validated_again(counted: list[str]) -> None:
+    requirement = DataRequirement("labs", "Observation", "code", LABS)
+    first = obs("a", (LOINC, "2132-9"))
+    changed = dict(first, valueQuantity={"value": "not a number"})
+    assert ids(PatientRecord.from_resources([first]).input(requirement, TERMINOLOGY)) == ["a"]
+    assert ids(PatientRecord.from_resources([changed]).input(requirement, TERMINOLOGY)) == []
+    assert counted == ["a", "a"]
+
+
+def test_a_remembered_invalid_resource_is_still_left_out_and_logged(counted: list[str], caplog: pytest.LogCaptureFixture) -> None:
+    requirement = DataRequirement("labs", "Observation", "code", LABS)
+    invalid = dict(obs("bad", (LOINC, "2132-9")), valueQuantity={"value": "not a number"})
+    caplog.set_level("INFO", logger="cds_service.fhir.record")
+    for _ in range(2):
+        assert PatientRecord.from_resources([dict(invalid)]).input(requirement, TERMINOLOGY) == []
+    assert counted == ["bad"]
+    lines = [r.getMessage() for r in caplog.records if "not valid FHIR R4" in r.getMessage()]
+    assert len(lines) == 2 and lines[0] == lines[1] and "valueQuantity" in lines[0]
+
+
+def test_the_memory_is_bounded(counted: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from cds_service.fhir import record as record_module
+
+    monkeypatch.setattr(record_module, "VALIDATION_CACHE_SIZE", 3)
+    requirement = DataRequirement("labs", "Observation", "code", LABS)
+    resources = [obs(f"o{i}", (LOINC, "2132-9")) for i in range(5)]
+    PatientRecord.from_resources(resources).input(requirement, TERMINOLOGY)
+    assert len(record_module._validation_cache) == 3
+    PatientRecord.from_resources([dict(r) for r in resources]).input(requirement, TERMINOLOGY)
+    assert counted == ["o0", "o1", "o2", "o3", "o4"] * 2  # least recently used first out
+    assert len(record_module._validation_cache) == 3
