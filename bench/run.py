@@ -198,7 +198,8 @@ class Runner:
         self.cds_requests += 1
         return status, body, time.perf_counter() - started
 
-    def wrk(self, path: str, body_file: Path | None, connections: int, duration: float, expected_rps: float = 0) -> dict[str, Any]:
+    def wrk(self, path: str, body_file: Path | None, connections: int, duration: float, expected_rps: float = 0,
+            new_patient: bool = False) -> dict[str, Any]:
         tokens = "-"
         token_count = 0
         if body_file is not None:
@@ -206,7 +207,8 @@ class Runner:
             url = self.service.base + path
             tokens = str(write_tokens(self.key, url, token_count, self.work / "tokens.txt"))
         command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "30s", "--latency",
-                   "-s", str(LUA), self.service.base + path, "--", path, str(body_file) if body_file else "-", tokens]
+                   "-s", str(LUA), self.service.base + path, "--", path, str(body_file) if body_file else "-", tokens,
+                   "new-patient" if new_patient else "same-patient"]
         completed = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120)
         line = next((l for l in completed.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
         if line is None:
@@ -214,6 +216,7 @@ class Runner:
         result = json.loads(line.removeprefix("BENCH_JSON "))
         result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
         result["connections"] = connections
+        result["new_patient"] = new_patient
         result["tokens"] = token_count
         result["tokens_exhausted"] = bool(body_file) and result["requests"] >= token_count - connections
         errors = sum(result[k] for k in ("errors_connect", "errors_read", "errors_write", "errors_status", "errors_timeout"))
@@ -231,21 +234,23 @@ def summarise(result: dict[str, Any]) -> str:
             f"({result['requests']} requests, {result['errors']} errors)")
 
 
-def profile_worker(service: Service, runner: Runner, body: Path, service_id: str, seconds: int, expected_rps: float) -> dict[str, Any]:
-    """py-spy on both workers while wrk drives the 100-resource patient-view."""
+def profile_worker(service: Service, runner: Runner, body: Path, service_id: str, seconds: int, expected_rps: float,
+                   new_patient: bool = True) -> dict[str, Any]:
+    """py-spy on the workers while wrk drives the 100-resource patient-view."""
     py_spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
     workers = service.workers()
     if not Path(py_spy).exists() or len(workers) < 1:
         return {"error": "py-spy not available"}
-    raw = WORK / f"profile-{service_id}.txt"
-    svg = RESULTS / f"profile-{service_id}.svg"
+    suffix = "new-patient" if new_patient else "same-chart"
+    raw = WORK / f"profile-{service_id}-{suffix}.txt"
+    svg = RESULTS / f"profile-{service_id}-{suffix}.svg"
     spies = [subprocess.Popen([py_spy, "record", "-p", str(workers[0]), "-d", str(seconds), "-r", "200", "-f", "raw", "-o", str(raw)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)]
     if len(workers) > 1:
         spies.append(subprocess.Popen([py_spy, "record", "-p", str(workers[1]), "-d", str(seconds), "-r", "200", "-o", str(svg)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
     time.sleep(1)
-    runner.wrk(f"/cds-services/{service_id}", body, 32, seconds - 1, expected_rps)
+    runner.wrk(f"/cds-services/{service_id}", body, 32, seconds - 1, expected_rps, new_patient=new_patient)
     errors = []
     for spy in spies:
         _out, err = spy.communicate(timeout=60)
@@ -357,14 +362,16 @@ def main(argv: list[str] | None = None) -> int:
         runs["floor-c1"] = runner.wrk("/healthz", None, 1, 5 * scale)
         log("  c=1  " + summarise(runs["floor-c1"]))
 
-        log("100-resource patient, 32 connections")
+        log("100-resource patient, 32 connections: a new patient every call, then the same chart again and again")
         results["rss_before_load_mib"] = service.rss_mib()
         for hook in HOOKS:
             name = f"{hook}-100"
             path = f"/cds-services/{SERVICES[hook]}"
-            runner.wrk(path, workloads[(100, hook)], 32, 3 * scale, expected(name, 32))
-            runs[f"{name}-c32"] = runner.wrk(path, workloads[(100, hook)], 32, 15 * scale, expected(name, 32))
-            log(f"  {name:18} " + summarise(runs[f"{name}-c32"]))
+            runner.wrk(path, workloads[(100, hook)], 32, 3 * scale, expected(name, 32), new_patient=True)
+            runs[f"{name}-c32"] = runner.wrk(path, workloads[(100, hook)], 32, 12 * scale, expected(name, 32), new_patient=True)
+            log(f"  {name:18} new patient " + summarise(runs[f"{name}-c32"]))
+            runs[f"{name}-c32-repeat"] = runner.wrk(path, workloads[(100, hook)], 32, 12 * scale, 2 * expected(name, 32))
+            log(f"  {name:18} same chart  " + summarise(runs[f"{name}-c32-repeat"]))
 
         # Memory: keep calling until 10,000+ CDS calls have been served in all, sampling worker RSS.
         soak_start = {"requests": runner.cds_requests, "rss": service.rss_mib()}
@@ -372,20 +379,25 @@ def main(argv: list[str] | None = None) -> int:
         soak_rps = max(runs["patient-view-100-c32"]["rps"], 1.0)
         while runner.cds_requests < target:
             seconds = min(120, max(3, (target - runner.cds_requests) / soak_rps * 1.1))
-            runner.wrk("/cds-services/" + SERVICES["patient-view"], workloads[(100, "patient-view")], 32, seconds, soak_rps)
+            runner.wrk("/cds-services/" + SERVICES["patient-view"], workloads[(100, "patient-view")], 32, seconds, soak_rps,
+                       new_patient=True)
         time.sleep(1.5)
         results["memory"] = {"requests_at_start": soak_start["requests"], "rss_at_start_mib": soak_start["rss"],
                              "requests_at_end": runner.cds_requests, "rss_at_end_mib": service.rss_mib()}
         log(f"  memory: {results['memory']}")
 
-        log("record size sweep, 1 connection")
+        log("record size sweep, 1 connection, a new patient every call (and the largest chart sent again)")
         for size in sizes:
             for hook in HOOKS:
                 name = f"{hook}-{size}"
-                seconds = (12 if size >= 10000 else 6 if size >= 1000 else 5) * scale
+                seconds = (12 if size >= 10000 else 6 if size >= 1000 else 4) * scale
                 runs[f"{name}-c1"] = runner.wrk(f"/cds-services/{SERVICES[hook]}", workloads[(size, hook)], 1, seconds,
-                                                expected(name, 1))
-                log(f"  {name:18} " + summarise(runs[f"{name}-c1"]))
+                                                expected(name, 1), new_patient=True)
+                log(f"  {name:18} new patient " + summarise(runs[f"{name}-c1"]))
+                if size == sizes[-1]:
+                    runs[f"{name}-c1-repeat"] = runner.wrk(f"/cds-services/{SERVICES[hook]}", workloads[(size, hook)], 1,
+                                                           seconds, 3 * expected(name, 1))
+                    log(f"  {name:18} same chart  " + summarise(runs[f"{name}-c1-repeat"]))
 
         log(f"fallback: prefetch holds only the Patient; six searches at {FALLBACK_DELAY * 1000:.0f} ms each")
         for hook in HOOKS:
@@ -400,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
             log("py-spy profile of the workers, patient-view, 100 resources, 32 connections")
             results["profile"] = profile_worker(service, runner, workloads[(100, "patient-view")], SERVICES["patient-view"],
                                                 max(6, int(12 * scale)), runs["patient-view-100-c32"]["rps"])
+            results["profile_repeat"] = profile_worker(service, runner, workloads[(100, "patient-view")], SERVICES["patient-view"],
+                                                       max(6, int(10 * scale)), runs["patient-view-100-c32-repeat"]["rps"],
+                                                       new_patient=False)
         results["rss_end_mib"] = service.rss_mib()
     finally:
         sampling.set()

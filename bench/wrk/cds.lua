@@ -1,11 +1,16 @@
 -- wrk script for CDS Hooks calls: POST one request body, each call with its own JWT.
--- wrk -t1 -c32 -d15s -s bench/wrk/cds.lua URL -- <path> <body file> <token file>
+-- wrk -t1 -c32 -d15s -s bench/wrk/cds.lua URL -- <path> <body file> <token file> [new-patient]
 -- Without a body file (argument "-") it sends GETs (the /healthz floor).
+-- "new-patient": every call is another patient (the patient id, which every resource of the
+-- record references, is rewritten per call), so nothing the service remembers by content
+-- (its validation cache) can be reused: the cold path. Without it the same chart is sent again
+-- and again, as an EHR does across the hooks of one visit.
 -- Tokens are single use (the service keeps a jti replay cache): when the file is used up the
 -- thread stops rather than replaying one, and the run's duration ends there.
 -- done() prints one JSON line that bench/run.py reads.
 
 local path, body, tokens, next_token = "/", nil, {}, 0
+local new_patient, calls = false, 0
 
 local function read_file(name)
   local f = assert(io.open(name, "rb"))
@@ -22,6 +27,7 @@ function init(args)
       if #line > 0 then tokens[#tokens + 1] = line end
     end
   end
+  new_patient = args[4] == "new-patient"
 end
 
 function request()
@@ -33,10 +39,15 @@ function request()
     wrk.thread:stop()
     next_token = 1
   end
+  local payload = body
+  if new_patient then
+    calls = calls + 1
+    payload = body:gsub("bench%-patient", "bench-p" .. calls)
+  end
   return wrk.format("POST", path, {
     ["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer " .. tokens[next_token],
-  }, body)
+  }, payload)
 end
 
 function done(summary, latency, requests)
