@@ -19,6 +19,9 @@ Two things make that evaluator cheaper without changing what it computes:
   ``json.dumps`` per item) for every resource a ``where`` visited. Literal sub-trees (strings,
   numbers, booleans, ``{}``, and unions or parentheses of them) and member/function names are
   evaluated once when the expression is compiled and replaced by their value.
+- **The tree walked once.** Each expression is also turned into nested closures that do what
+  fhirpathpy's evaluator does node by node, without re-walking the tree on every evaluation
+  (``fhirpath_closures.py``).
 """
 
 from __future__ import annotations
@@ -42,7 +45,11 @@ from fhirpathpy.parser.ASTPathListener import ASTPathListener
 from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
+from .fhirpath_closures import MERGED_FUNCTIONS as _MERGED_FUNCTIONS
+from .fhirpath_closures import Closure, compile_closure
+
 R4_MODEL = models["r4"]
+USE_CLOSURES = True  # False: every expression through fhirpathpy's interpreter (tests compare the two)
 
 # A user function receives the fhirpathpy context, the input collection (raw nodes) and
 # its evaluated arguments, and returns a value or a list of values.
@@ -73,6 +80,7 @@ class CompiledExpression:
 
     source: str
     _parsed: Any = field(repr=False, compare=False)
+    _run: Closure | None = field(default=None, repr=False, compare=False)  # None: fhirpathpy's interpreter
 
     def evaluate(
         self,
@@ -93,7 +101,10 @@ class CompiledExpression:
             "userInvocationTable": functions,
             _MERGED_FUNCTIONS: functions if isinstance(functions, MergedFunctions) else merge_functions(functions),
         }
-        result = do_eval(ctx, data_root, self._parsed["children"][0])
+        if self._run is not None and USE_CLOSURES:
+            result = self._run(ctx, data_root)
+        else:
+            result = do_eval(ctx, data_root, self._parsed["children"][0])
         return _drop_primitive_extension_nodes(arraify(result))
 
 
@@ -127,7 +138,8 @@ def compile_expression(source: str) -> CompiledExpression:
         raise FhirPathSyntaxError(f"cannot parse FHIRPath {source!r}: {type(exc).__name__}") from None
     parsed = ast.parentStack[0]
     _fold_constants(parsed)
-    return CompiledExpression(source=source, _parsed=parsed)
+    return CompiledExpression(source=source, _parsed=parsed, _run=compile_closure(parsed["children"][0]))
+
 
 
 def plain(value: Any) -> Any:
@@ -194,7 +206,6 @@ def merge_functions(functions: Mapping[str, dict[str, Any]]) -> MergedFunctions:
     return MergedFunctions({**_BUILTIN_FUNCTIONS, **functions})
 
 
-_MERGED_FUNCTIONS = "b12:mergedInvocationTable"
 _fhirpathpy_do_invoke = _fp_engine.doInvoke
 _fhirpathpy_infix_invoke = _fp_engine.infix_invoke
 
