@@ -34,6 +34,9 @@ def serve(port: int, delay: float, size: int) -> None:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; without TCP_NODELAY the second waits for the
+        # client's delayed ACK (about 40 ms), which a real FHIR server would not add.
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:  # noqa: N802 (http.server API)
             time.sleep(delay)

@@ -96,3 +96,33 @@ def _nodes(node: dict):
     for child in node.get("children") or []:
         if isinstance(child, dict):
             yield from _nodes(child)
+
+
+UNIQ_CASES = [
+    [{"a": 1, "b": [1, 2]}, {"b": [1, 2], "a": 1}, {"a": 1.0, "b": [1, 2]}, {"a": True, "b": [1, 2]}],
+    [{"x": "é"}, {"x": "\u00e9"}, {"x": "e"}, {"x": None}, {}],
+    [[1, 2], [2, 1], [1, 2], [1.0, 2]],
+    ["a", "b", "a", 1, 1.0, True, None, "1"],
+    [{"v": Decimal("1.5")}, {"v": Decimal("1.5")}, {"v": 1.5}],
+    [{"big": 2**70}, {"big": 2**70}, {"big": 2**70 + 1}],
+    [{1: "x"}, {"1": "x"}, {1: "x"}],
+    [Decimal("1"), Decimal("1.0"), 1],
+]
+
+
+@pytest.mark.parametrize("items", UNIQ_CASES)
+def test_fast_uniq_finds_the_same_duplicates_as_fhirpathpy(items: list) -> None:
+    from fhirpathpy.engine import util
+
+    from cds_service.knowledge.fhirpath import uniq
+
+    assert [repr(x) for x in uniq(items)] == [repr(x) for x in util.uniq(items)]
+
+
+def test_union_of_inputs_keeps_fhirpathpys_answer() -> None:
+    a = [{"resourceType": "Observation", "id": "1", "status": "final"}, {"resourceType": "Observation", "id": "2", "status": "final"}]
+    b = [dict(a[1]), {"resourceType": "Observation", "id": "3", "status": "final"}]
+    expression = compile_expression("(%a | %b).id")
+    got = plain_list(expression.evaluate({}, {"a": a, "b": b}, {}))
+    assert got == fhirpathpy.evaluate({}, "(%a | %b).id", {"a": a, "b": b}, models["r4"]) == ["1", "2", "3"]
+    assert plain_list(compile_expression("(%a | %b).distinct().count()").evaluate({}, {"a": a, "b": b}, {})) == [3]
