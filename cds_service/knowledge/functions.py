@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from fhirpathpy.engine.nodes import FP_DateTime, FP_Quantity, ResourceNode
@@ -53,6 +54,11 @@ _DATE_PATHS: Mapping[str, tuple[str, ...]] = {
     "DiagnosticReport": ("effectiveDateTime", "effectivePeriod.start", "issued"),
 }
 
+# The same, split once (resource_date runs for every resource a where() on dates visits).
+_DATE_PATH_PARTS: Mapping[str, tuple[tuple[str, ...], ...]] = {
+    resource_type: tuple(tuple(path.split(".")) for path in paths) for resource_type, paths in _DATE_PATHS.items()
+}
+
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
@@ -61,7 +67,12 @@ def parse_fhir_datetime(value: Any) -> datetime | None:
     """Parse a FHIR date/dateTime/instant to an aware UTC datetime (partial dates -> start)."""
     if value is None:
         return None
-    text = str(get_data(value)).strip()
+    return _parse_datetime_text(str(get_data(value)).strip())
+
+
+@lru_cache(maxsize=8192)
+def _parse_datetime_text(text: str) -> datetime | None:
+    # Pure, and the same dates are parsed again and again (every where() on dates, every call).
     match = _DATE_RE.match(text)
     if match:
         year, month, day = match.groups()
@@ -77,16 +88,17 @@ def parse_fhir_datetime(value: Any) -> datetime | None:
     return parsed.astimezone(timezone.utc)
 
 
+@lru_cache(maxsize=8192)
 def format_instant(moment: datetime) -> str:
     """A fixed-width UTC form, so that text comparison orders instants correctly."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def resource_date(resource: Mapping[str, Any]) -> str | None:
-    for path in _DATE_PATHS.get(str(resource.get("resourceType")), ()):
+    for parts in _DATE_PATH_PARTS.get(str(resource.get("resourceType")), ()):
         value: Any = resource
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
+        for part in parts:
+            value = value.get(part) if type(value) is dict or isinstance(value, Mapping) else None
         if value:
             return str(value)
     return None

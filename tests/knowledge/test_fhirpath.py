@@ -73,3 +73,18 @@ def test_member_of_and_medication_code_follow_references() -> None:
 def test_instant_normalises_for_text_comparison() -> None:
     assert evaluate("%a.instant() > %b.instant()", {"a": "2026-01-01T01:00:00+02:00", "b": "2025-12-31T22:30:00Z"}) == [True]
     assert parse_fhir_datetime("2026-02") == datetime(2026, 2, 1, tzinfo=timezone.utc)
+
+
+def test_dates_parse_the_same_when_parsed_again() -> None:
+    # parse_fhir_datetime and format_instant remember results (lru_cache): same answers, every time.
+    from cds_service.knowledge.functions import format_instant, resource_date
+
+    for _ in range(2):
+        assert parse_fhir_datetime("2026-03-02T23:59:00+02:00") == datetime(2026, 3, 2, 21, 59, tzinfo=timezone.utc)
+        assert parse_fhir_datetime("2026-03") == datetime(2026, 3, 1, tzinfo=timezone.utc)
+        assert parse_fhir_datetime("garbage") is None
+        assert format_instant(datetime(2026, 3, 2, 23, 59, tzinfo=timezone.utc)) == "2026-03-02T23:59:00.000000Z"
+    observation = {"resourceType": "Observation", "effectivePeriod": {"start": "2026-01-01"}, "issued": "2026-01-02T00:00:00Z"}
+    assert resource_date(observation) == "2026-01-01"
+    assert resource_date({"resourceType": "Observation", "effectivePeriod": "not an object", "issued": "2026-01-02T00:00:00Z"}) == "2026-01-02T00:00:00Z"
+    assert resource_date({"resourceType": "Unknown"}) is None
