@@ -211,11 +211,19 @@ def _drop_primitive_extension_nodes(values: list[Any]) -> list[Any]:
 
 
 class MergedFunctions(dict):
-    """fhirpathpy's built-in functions plus ours, merged once (ours win, as in fhirpathpy)."""
+    """fhirpathpy's built-in functions plus ours, merged once (ours win, as in fhirpathpy).
+
+    One per request; it also carries the request's remembered sub-expression values
+    (``memo``, see ``fhirpath_closures``), which are only valid for that request's functions.
+    """
+
+    memo: dict[Any, Any]
 
 
 def merge_functions(functions: Mapping[str, dict[str, Any]]) -> MergedFunctions:
-    return MergedFunctions({**_BUILTIN_FUNCTIONS, **_FAST_BUILT_INS, **functions})
+    merged = MergedFunctions({**_BUILTIN_FUNCTIONS, **_FAST_BUILT_INS, **functions})
+    merged.memo = {}
+    return merged
 
 
 def uniq(items: list[Any]) -> list[Any]:

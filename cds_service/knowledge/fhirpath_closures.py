@@ -9,6 +9,17 @@ exactly what fhirpathpy's evaluator for that node does (same invocation function
 parameter checks, same ``$this``/``$index`` handling, same exceptions), with the walk already
 done. Node types not handled here fall back to fhirpathpy's own evaluator for that sub-tree.
 
+**Shared sub-expressions.** Different definitions often test the same thing on the same
+resources: ``status in ('final' | 'amended' | 'corrected')`` or ``effectiveDate().daysSince()``
+on every B12 result, in five definitions. A sub-expression whose value depends on nothing but
+the resource it is applied to (member access, functions without parameters, literals and
+operators on them; no ``%variable``, no ``$this``/``$index``, no function parameters) is
+evaluated once per resource per request: its value is remembered in the request's function
+table, keyed by the sub-expression's structure and the resource object. The custom functions
+are pure for a request (the clock and record are fixed), and fhirpathpy's parameterless
+built-ins are pure. The one side effect such a sub-tree has in fhirpathpy, an operator setting
+``$this`` to its focus, is replayed when a remembered value is used.
+
 Nothing here knows about clinical content: it is a faster way to run fhirpathpy 2.2.4's semantics.
 ``tests/knowledge/test_fhirpath_closures.py`` checks every expression of the knowledge against
 the interpreter on every clinical fixture.
@@ -41,11 +52,85 @@ _OPERATORS = {
 
 def compile_closure(node: dict[str, Any]) -> Closure:
     handler = _HANDLERS.get(node.get("type"))  # type: ignore[arg-type]
-    if handler is not None:
-        compiled = handler(node)
-        if compiled is not None:
-            return compiled
-    return _interpreted(node)
+    compiled = handler(node) if handler is not None else None
+    if compiled is None:
+        compiled = _interpreted(node)
+    if _worth_remembering(node):
+        return _remembered(node, compiled)
+    return compiled
+
+
+# --------------------------------------------------------------------------- shared sub-expressions
+
+MEMO = "b12:memo"  # attribute of the request's merged function table holding remembered values
+_PURE_TYPES = frozenset({
+    "B12Constant", "TermExpression", "InvocationTerm", "ParenthesizedTerm", "LiteralTerm", "StringLiteral",
+    "NumberLiteral", "BooleanLiteral", "NullLiteral", "InvocationExpression", "MemberInvocation",
+    "FunctionInvocation", "Functn", "UnionExpression", "InequalityExpression", "AdditiveExpression",
+    "MultiplicativeExpression", "EqualityExpression", "OrExpression", "ImpliesExpression", "AndExpression",
+    "XorExpression", "MembershipExpression",
+})
+_OPERATOR_TYPES = frozenset({"UnionExpression", "MembershipExpression", *_OPERATORS})
+_structures: dict[str, int] = {}
+
+
+def _pure(node: Any) -> bool:
+    """The value depends only on the focus (see the module docstring)."""
+    if not isinstance(node, dict) or node.get("type") not in _PURE_TYPES:
+        return False
+    if node["type"] == "Functn":
+        children = node.get("children") or []
+        return len(children) == 1 and _pure(children[0])  # a name, no parameter list
+    return all(_pure(child) for child in node.get("children") or [])
+
+
+def _worth_remembering(node: dict[str, Any]) -> bool:
+    # Roots of work: an operator or a call chain; not a bare name, literal or pass-through.
+    if node.get("type") not in _OPERATOR_TYPES and node.get("type") != "InvocationExpression":
+        return False
+    return _pure(node)
+
+
+def _structure(node: Any) -> str:
+    if not isinstance(node, dict):
+        return repr(node)
+    parts = [str(node.get("type")), repr(node.get("terminalNodeText")), repr(node.get("value")) if node.get("type") == "B12Constant" else ""]
+    if node.get("type") in ("Identifier", "B12Constant", "StringLiteral", "NumberLiteral", "BooleanLiteral"):
+        parts.append(repr(node.get("text")))
+    parts.extend(_structure(child) for child in node.get("children") or [])
+    return "(" + " ".join(parts) + ")"
+
+
+def _remembered(node: dict[str, Any], compiled: Closure) -> Closure:
+    structure = _structures.setdefault(_structure(node), len(_structures))
+    sets_this = node.get("type") in _OPERATOR_TYPES or any(
+        isinstance(n, dict) and n.get("type") in _OPERATOR_TYPES for n in _walk(node))
+
+    def remembered(ctx: dict, data: Any) -> list:
+        if type(data) is not list or len(data) != 1 or type(data[0]) is not dict:
+            return compiled(ctx, data)
+        memo = getattr(ctx.get(MERGED_FUNCTIONS), "memo", None)
+        if memo is None:
+            return compiled(ctx, data)
+        focus = data[0]
+        key = (structure, id(focus))
+        hit = memo.get(key)
+        if hit is not None and hit[0] is focus:
+            if sets_this:
+                ctx["$this"] = data  # what the operators inside would have done
+            return list(hit[1])
+        value = compiled(ctx, data)
+        memo[key] = (focus, list(value))
+        return value
+
+    return remembered
+
+
+def _walk(node: dict[str, Any]):
+    for child in node.get("children") or []:
+        if isinstance(child, dict):
+            yield child
+            yield from _walk(child)
 
 
 def _interpreted(node: dict[str, Any]) -> Closure:

@@ -82,3 +82,33 @@ def test_closures_fail_where_the_interpreter_fails(expression, variables, monkey
         compiled.evaluate({}, variables, {})
     assert type(closure_error.value) is type(interpreter_error.value)
     assert str(closure_error.value) == str(interpreter_error.value)
+
+
+def test_shared_sub_expressions_are_remembered_per_request_and_resource() -> None:
+    from cds_service.knowledge.fhirpath import merge_functions
+
+    calls: list[str] = []
+
+    def tracked(_ctx, inputs):
+        calls.append("tracked")
+        return [len(inputs)]
+
+    functions = merge_functions({"tracked": {"fn": tracked}})
+    resources = [{"resourceType": "Observation", "id": str(i), "status": "final"} for i in range(3)]
+    first = compile_expression("%r.where(tracked() = 1 and status = 'final').count()")
+    second = compile_expression("%r.where(tracked() = 1 and id != '1').count()")  # a different expression, same sub-expression
+    assert plain_list(first.evaluate({}, {"r": resources}, functions)) == [3]
+    assert plain_list(second.evaluate({}, {"r": resources}, functions)) == [2]
+    assert len(calls) == 3  # once per resource, not once per resource per expression
+    fresh = merge_functions({"tracked": {"fn": tracked}})  # the next request remembers nothing
+    assert plain_list(second.evaluate({}, {"r": resources}, fresh)) == [2]
+    assert len(calls) == 6
+
+
+def test_sub_expressions_with_variables_or_parameters_are_not_remembered() -> None:
+    from cds_service.knowledge.fhirpath import merge_functions
+
+    functions = merge_functions({})
+    resources = [{"resourceType": "Observation", "id": "a", "status": "final"}]
+    assert plain_list(compile_expression("%r.where(status = %s).count()").evaluate({}, {"r": resources, "s": "final"}, functions)) == [1]
+    assert plain_list(compile_expression("%r.where(status = %s).count()").evaluate({}, {"r": resources, "s": "amended"}, functions)) == [0]
