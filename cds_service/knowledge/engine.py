@@ -170,15 +170,22 @@ class _Scope(Mapping[str, Any]):
         self._parents = tuple(parents)
         self._evaluating: set[str] = set()
         self._trace = trace
+        # name -> the scope that defines it; fixed once found (fhirpathpy asks twice per %name read)
+        self._owners: dict[str, _Scope | None] = {}
 
     def _owner(self, name: str) -> _Scope | None:
+        if name in self._owners:
+            return self._owners[name]
+        owner: _Scope | None = None
         if name in self._values or name in self._definitions or name in self._inputs:
-            return self
-        for parent in self._parents:
-            owner = parent._owner(name)
-            if owner is not None:
-                return owner
-        return None
+            owner = self
+        else:
+            for parent in self._parents:
+                owner = parent._owner(name)
+                if owner is not None:
+                    break
+        self._owners[name] = owner
+        return owner
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._owner(name) is not None

@@ -57,6 +57,7 @@ from fhirpathpy.parser.ASTPathListener import ASTPathListener
 from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
+from . import fhirpath_closures as _closures
 from .fhirpath_closures import MERGED_FUNCTIONS as _MERGED_FUNCTIONS
 from .fhirpath_closures import Closure, compile_closure
 
@@ -270,6 +271,7 @@ _FAST_BUILT_INS = {
     "union": {**_BUILTIN_FUNCTIONS["union"], "fn": _union},
     "distinct": {**_BUILTIN_FUNCTIONS["distinct"], "fn": _distinct},
 }
+_closures.STATIC_FUNCTIONS.update({**_BUILTIN_FUNCTIONS, **_FAST_BUILT_INS})
 
 
 _fhirpathpy_do_invoke = _fp_engine.doInvoke

@@ -39,6 +39,9 @@ from fhirpathpy.engine.evaluators import create_reduce_member_invocation, identi
 Closure = Callable[[dict, Any], list]
 
 MERGED_FUNCTIONS = "b12:mergedInvocationTable"  # the context key fhirpath.py puts the merged table under
+# The built-in entries of every request's merged table (fhirpath.py fills it at import): an
+# operator whose entry is still the built-in one takes the fast path in _infix.
+STATIC_FUNCTIONS: dict[str, dict[str, Any]] = {}
 _NO_CONTEXT: dict[str, Any] = {"dataRoot": [], "vars": {}, "userInvocationTable": {}}
 
 _OPERATORS = {
@@ -282,11 +285,26 @@ def _function_invocation(node: dict[str, Any]) -> Closure | None:
 def _infix(node: dict[str, Any], op: str) -> Closure:
     raw_params = node["children"]
     compiled_params = [compile_closure(child) for child in raw_params]
+    first, second = (compiled_params + [None, None])[:2]
+    static: list[Any] = []  # [invocation] of the built-in table, looked up on first use
 
     def infix(ctx: dict, data: Any) -> list:
         registry = ctx.get(MERGED_FUNCTIONS)
         if registry is None:
             return fp.infix_invoke(ctx, op, data, raw_params)
+        invocation = registry.get(op)
+        if not static:
+            static.append(STATIC_FUNCTIONS.get(op))
+        if invocation is not None and invocation is static[0] and len(raw_params) == 2 \
+                and invocation["arity"][2] == ["Any", "Any"]:
+            # The common case (=, !=, <, <=, in, |, ...), as make_param does it for "Any".
+            ctx["$this"] = data
+            left = first(ctx, data)
+            ctx["$this"] = data
+            right = second(ctx, data)
+            if "nullable" in invocation and (util.is_nullable(left) or util.is_nullable(right)):
+                return []
+            return util.arraify(invocation["fn"](ctx, left, right))
         if op not in registry or "fn" not in registry[op]:
             raise Exception("Not implemented " + op)
         invocation = registry[op]

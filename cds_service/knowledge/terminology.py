@@ -151,11 +151,16 @@ def _compile(resource: Mapping[str, Any]) -> _CompiledValueSet:
     )
 
 
+_PAIRS_MEMO_SIZE = 100_000
+
+
 class ValueSetIndex:
     """Immutable membership index over a set of ValueSets, keyed by canonical url."""
 
     def __init__(self, compiled: Mapping[str, _CompiledValueSet]) -> None:
         self._sets = dict(compiled)
+        # (url, code pairs) -> member?; the index is immutable, so answers never change
+        self._pairs_memo: dict[tuple[str, tuple[tuple[str, str], ...]], bool] = {}
 
     @classmethod
     def from_resources(cls, valuesets: Iterable[Mapping[str, Any]]) -> "ValueSetIndex":
@@ -205,10 +210,17 @@ class ValueSetIndex:
                 return True
         return False
 
-    def contains_pairs(self, url: str, pairs: Iterable[tuple[str, str]]) -> bool:
-        """``contains_any`` for (system, code) pairs already taken out of their codings."""
-        vs = self._get(url)
-        return any(system and code and vs.contains(system, code) for system, code in pairs)
+    def contains_pairs(self, url: str, pairs: tuple[tuple[str, str], ...]) -> bool:
+        """``contains_any`` for (system, code) pairs already taken out of their codings; remembered."""
+        key = (url, pairs)
+        known = self._pairs_memo.get(key)
+        if known is None:
+            vs = self._get(url)
+            known = any(system and code and vs.contains(system, code) for system, code in pairs)
+            if len(self._pairs_memo) >= _PAIRS_MEMO_SIZE:
+                self._pairs_memo.clear()  # bounded: a worker sees a few thousand distinct codes
+            self._pairs_memo[key] = known
+        return known
 
     def codes(self, url: str, system: str | None = None) -> frozenset[str]:
         vs = self._get(url)

@@ -155,3 +155,13 @@ def test_filters_within_one_include_are_anded() -> None:
     ]}]})])
     assert index.contains(URL, ICD, "N18.4")
     assert not index.contains(URL, ICD, "N18.1")
+
+
+def test_contains_pairs_remembers_answers_and_still_fails_on_unknown_urls(index: ValueSetIndex) -> None:
+    pairs = tuple((coding["system"], coding["code"]) for coding in [{"system": "http://loinc.org", "code": "2132-9"}])
+    for url in sorted(index.urls()):
+        expected = index.contains_any(url, [{"system": s, "code": c} for s, c in pairs])
+        assert index.contains_pairs(url, pairs) is expected
+        assert index.contains_pairs(url, pairs) is expected
+    with pytest.raises(KeyError):
+        index.contains_pairs("http://example.org/ValueSet/unknown", pairs)
