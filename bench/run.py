@@ -50,6 +50,7 @@ RESULTS = BENCH / "results"
 LUA = BENCH / "wrk" / "cds.lua"
 PYTHON = sys.executable
 FALLBACK_DELAY = 0.05
+PACED_RATE = 400  # req/s offered by the paced 32-connection runs (the throughput target)
 
 
 def log(message: str) -> None:
@@ -106,7 +107,7 @@ def machine() -> dict[str, Any]:
 class Service:
     """``cds-service serve`` on loopback, authentication on, trusting the bench client."""
 
-    def __init__(self, issuers: Path, state: Path, workers: int, log_path: Path) -> None:
+    def __init__(self, issuers: Path, state: Path, workers: int, log_path: Path, gc_tuned: bool = False) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
@@ -121,10 +122,10 @@ class Service:
             "CDS_ALLOW_HTTP_FHIR_SERVER": "true",
         })
         self.log_file = log_path.open("wb")
-        cli = Path(PYTHON).parent / "cds-service"
+        cli = [str(Path(PYTHON).parent / "cds-service")] if not gc_tuned else [PYTHON, "-m", "bench.gc_launcher"]
         self.process = subprocess.Popen(
-            [str(cli), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)],
-            env=env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            cli + ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)],
+            env=env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
         )
         wait_http(self.base + "/healthz")
         deadline = time.monotonic() + 20
@@ -199,7 +200,7 @@ class Runner:
         return status, body, time.perf_counter() - started
 
     def wrk(self, path: str, body_file: Path | None, connections: int, duration: float, expected_rps: float = 0,
-            new_patient: bool = False) -> dict[str, Any]:
+            new_patient: bool = False, pause_ms: float = 0) -> dict[str, Any]:
         tokens = "-"
         token_count = 0
         if body_file is not None:
@@ -208,7 +209,7 @@ class Runner:
             tokens = str(write_tokens(self.key, url, token_count, self.work / "tokens.txt"))
         command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "30s", "--latency",
                    "-s", str(LUA), self.service.base + path, "--", path, str(body_file) if body_file else "-", tokens,
-                   "new-patient" if new_patient else "same-patient"]
+                   "new-patient" if new_patient else "same-patient", f"{pause_ms:.1f}"]
         completed = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120)
         line = next((l for l in completed.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
         if line is None:
@@ -217,6 +218,7 @@ class Runner:
         result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
         result["connections"] = connections
         result["new_patient"] = new_patient
+        result["pause_ms"] = pause_ms
         result["tokens"] = token_count
         result["tokens_exhausted"] = bool(body_file) and result["requests"] >= token_count - connections
         errors = sum(result[k] for k in ("errors_connect", "errors_read", "errors_write", "errors_status", "errors_timeout"))
@@ -264,6 +266,35 @@ def profile_worker(service: Service, runner: Runner, body: Path, service_id: str
 # --------------------------------------------------------------------------- main
 
 
+def gc_experiment(issuers: Path, key: Path, workers: int, sizes: tuple[int, ...], workloads: dict[tuple[int, str], Path],
+                  scale: float) -> dict[str, Any]:
+    """The 100-resource load and the largest charts again, with the collector tuned (a proposal)."""
+    log("experiment: the same server with gc.freeze() after start-up and gc.set_threshold(10000, 10, 10)")
+    state = WORK / "state-gc"
+    state.mkdir(mode=0o700)
+    service = Service(issuers, state, workers, WORK / "service-gc.log", gc_tuned=True)
+    runner = Runner(service, key, WORK)
+    runs: dict[str, Any] = {}
+    try:
+        runner.wrk("/healthz", None, 32, 2 * scale)
+        runs["floor-c32"] = runner.wrk("/healthz", None, 32, 6 * scale)
+        runs["floor-c1"] = runner.wrk("/healthz", None, 1, 4 * scale)
+        for hook in HOOKS:
+            path = f"/cds-services/{SERVICES[hook]}"
+            runner.wrk(path, workloads[(100, hook)], 32, 2 * scale, 600)
+            runs[f"{hook}-100-c32-repeat"] = runner.wrk(path, workloads[(100, hook)], 32, 8 * scale, 600)
+            log(f"  {hook}-100 c=32 same chart " + summarise(runs[f"{hook}-100-c32-repeat"]))
+        size = sizes[-1]
+        for hook in HOOKS:
+            path = f"/cds-services/{SERVICES[hook]}"
+            runs[f"{hook}-{size}-c1"] = runner.wrk(path, workloads[(size, hook)], 1, 10 * scale, 10, new_patient=True)
+            runs[f"{hook}-{size}-c1-repeat"] = runner.wrk(path, workloads[(size, hook)], 1, 10 * scale, 20)
+            log(f"  {hook}-{size} c=1 new patient " + summarise(runs[f"{hook}-{size}-c1"]) + "; same chart " + summarise(runs[f"{hook}-{size}-c1-repeat"]))
+        return {"runs": runs, "rss_end_mib": service.rss_mib()}
+    finally:
+        service.stop()
+
+
 def run_stages(sizes: tuple[int, ...], out: Path) -> dict[str, Any]:
     env = dict(os.environ, BENCH_STAGE_SIZES=",".join(str(s) for s in sizes))
     command = [PYTHON, "-m", "pytest", str(BENCH / "test_stages.py"), "--benchmark-only", "-q", "-p", "no:cacheprovider",
@@ -289,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--no-stages", action="store_true", help="skip the in-process stage timing")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite the results section of docs/performance.md")
+    parser.add_argument("--no-gc-experiment", action="store_true",
+                        help="skip the last phase: the same server with the garbage collector tuned (bench/gc_launcher.py)")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -341,15 +374,21 @@ def main(argv: list[str] | None = None) -> int:
             fallback = WORK / f"{hook}-fallback.json"
             fallback.write_bytes(orjson.dumps(make_request(100, hook, fhir_server=standin.base, with_prefetch=False)))
             fallback_bodies[hook] = fallback
-        for (size, hook), path in list(workloads.items()) + [((0, hook), p) for hook, p in fallback_bodies.items()]:
-            name = f"{hook}-{size}" if size else f"{hook}-fallback"
-            for _ in range(2):
-                status, body, seconds = runner.post_once(SERVICES[hook], path)
-            if status != 200:
-                raise RuntimeError(f"{name}: HTTP {status} {body}")
-            single[name] = seconds
-            results["cards"][name] = [f"{c['indicator']}: {c['summary']}" for c in body["cards"]]
-            log(f"  {name:24} 200, {len(body['cards'])} card(s), single call {seconds * 1000:.1f} ms")
+        def sanity(items: list[tuple[int, str, Path]]) -> None:
+            for size, hook, path in items:
+                name = f"{hook}-{size}" if size else f"{hook}-fallback"
+                for _ in range(2):
+                    status, body, seconds = runner.post_once(SERVICES[hook], path)
+                if status != 200:
+                    raise RuntimeError(f"{name}: HTTP {status} {body}")
+                single[name] = seconds
+                results["cards"][name] = [f"{c['indicator']}: {c['summary']}" for c in body["cards"]]
+                log(f"  {name:24} 200, {len(body['cards'])} card(s), single call {seconds * 1000:.1f} ms")
+
+        # The largest charts are checked just before the size sweep, so that the memory figures of
+        # the 100-resource runs are not those of a heap that has already held a 10,000-resource call.
+        sanity([(size, hook, path) for (size, hook), path in workloads.items() if size <= 1000]
+               + [(0, hook, path) for hook, path in fallback_bodies.items()])
 
         def expected(name: str, connections: int) -> float:
             return min(connections, args.workers) / max(single[name], 1e-4)
@@ -364,17 +403,27 @@ def main(argv: list[str] | None = None) -> int:
 
         log("100-resource patient, 32 connections: a new patient every call, then the same chart again and again")
         results["rss_before_load_mib"] = service.rss_mib()
+        early: dict[str, Any] = {}
         for hook in HOOKS:
             name = f"{hook}-100"
             path = f"/cds-services/{SERVICES[hook]}"
             runner.wrk(path, workloads[(100, hook)], 32, 3 * scale, expected(name, 32), new_patient=True)
-            runs[f"{name}-c32"] = runner.wrk(path, workloads[(100, hook)], 32, 12 * scale, expected(name, 32), new_patient=True)
+            runs[f"{name}-c32"] = runner.wrk(path, workloads[(100, hook)], 32, 10 * scale, expected(name, 32), new_patient=True)
             log(f"  {name:18} new patient " + summarise(runs[f"{name}-c32"]))
-            runs[f"{name}-c32-repeat"] = runner.wrk(path, workloads[(100, hook)], 32, 12 * scale, 2 * expected(name, 32))
+            runs[f"{name}-c32-repeat"] = runner.wrk(path, workloads[(100, hook)], 32, 10 * scale, 2 * expected(name, 32))
             log(f"  {name:18} same chart  " + summarise(runs[f"{name}-c32-repeat"]))
+            # 32 connections offering 400 req/s in all (not as many as the server can take).
+            pause = max(0.0, 32 / PACED_RATE * 1000 - single[name] * 1000)
+            for suffix, new in (("", True), ("-repeat", False)):
+                runs[f"{name}-paced{suffix}"] = runner.wrk(path, workloads[(100, hook)], 32, 8 * scale, PACED_RATE * 1.2,
+                                                          new_patient=new, pause_ms=pause)
+                log(f"  {name:18} {'new patient' if new else 'same chart '} at {PACED_RATE} req/s offered: "
+                    + summarise(runs[f"{name}-paced{suffix}"]))
+            if not early:  # after the first few thousand calls: caches warm, heap at its working size
+                early = {"requests": runner.cds_requests, "rss": service.rss_mib()}
 
         # Memory: keep calling until 10,000+ CDS calls have been served in all, sampling worker RSS.
-        soak_start = {"requests": runner.cds_requests, "rss": service.rss_mib()}
+        soak_start = early
         target = 2500 if args.quick else 10000
         soak_rps = max(runs["patient-view-100-c32"]["rps"], 1.0)
         while runner.cds_requests < target:
@@ -386,11 +435,12 @@ def main(argv: list[str] | None = None) -> int:
                              "requests_at_end": runner.cds_requests, "rss_at_end_mib": service.rss_mib()}
         log(f"  memory: {results['memory']}")
 
+        sanity([(size, hook, path) for (size, hook), path in workloads.items() if size > 1000])
         log("record size sweep, 1 connection, a new patient every call (and the largest chart sent again)")
         for size in sizes:
             for hook in HOOKS:
                 name = f"{hook}-{size}"
-                seconds = (12 if size >= 10000 else 6 if size >= 1000 else 4) * scale
+                seconds = (10 if size >= 10000 else 6 if size >= 1000 else 4) * scale
                 runs[f"{name}-c1"] = runner.wrk(f"/cds-services/{SERVICES[hook]}", workloads[(size, hook)], 1, seconds,
                                                 expected(name, 1), new_patient=True)
                 log(f"  {name:18} new patient " + summarise(runs[f"{name}-c1"]))
@@ -416,6 +466,10 @@ def main(argv: list[str] | None = None) -> int:
                                                        max(6, int(10 * scale)), runs["patient-view-100-c32-repeat"]["rps"],
                                                        new_patient=False)
         results["rss_end_mib"] = service.rss_mib()
+        sampling.set()
+        service.stop()
+        if not args.no_gc_experiment:
+            results["gc_experiment"] = gc_experiment(issuers, key, args.workers, sizes, workloads, scale)
     finally:
         sampling.set()
         service.stop()

@@ -1,16 +1,19 @@
 -- wrk script for CDS Hooks calls: POST one request body, each call with its own JWT.
--- wrk -t1 -c32 -d15s -s bench/wrk/cds.lua URL -- <path> <body file> <token file> [new-patient]
+-- wrk -t1 -c32 -d15s -s bench/wrk/cds.lua URL -- <path> <body file> <token file> [new-patient] [pause ms]
 -- Without a body file (argument "-") it sends GETs (the /healthz floor).
 -- "new-patient": every call is another patient (the patient id, which every resource of the
 -- record references, is rewritten per call), so nothing the service remembers by content
 -- (its validation cache) can be reused: the cold path. Without it the same chart is sent again
 -- and again, as an EHR does across the hooks of one visit.
+-- "pause ms" > 0: each connection waits a random 0..2x that long before its next call, so the
+-- connections together offer a set rate instead of as many calls as the server can take
+-- (with 32 connections always busy, latency is just 32 / throughput: queueing, not service).
 -- Tokens are single use (the service keeps a jti replay cache): when the file is used up the
 -- thread stops rather than replaying one, and the run's duration ends there.
 -- done() prints one JSON line that bench/run.py reads.
 
 local path, body, tokens, next_token = "/", nil, {}, 0
-local new_patient, calls = false, 0
+local new_patient, calls, pause = false, 0, 0
 
 local function read_file(name)
   local f = assert(io.open(name, "rb"))
@@ -28,6 +31,13 @@ function init(args)
     end
   end
   new_patient = args[4] == "new-patient"
+  pause = tonumber(args[5] or "0") or 0
+  math.randomseed(os.time())
+end
+
+function delay()
+  if pause <= 0 then return 0 end
+  return math.random() * 2 * pause
 end
 
 function request()
