@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -71,6 +72,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     except SecurityConfigError as exc:
         print(f"cds-service: {exc}", file=sys.stderr)
         return 2
+    # Everything loaded so far (knowledge, compiled FHIRPath, models) lives for the whole process:
+    # freezing it keeps the garbage collector from re-scanning it on every large request
+    # (measured: a 10,000-resource call 612 -> 401 ms in process, docs/performance.md).
+    gc.collect()
+    gc.freeze()
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

@@ -24,6 +24,7 @@ class ShownCardStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
             connection.execute("CREATE TABLE IF NOT EXISTS shown_card (key TEXT PRIMARY KEY, expires REAL NOT NULL)")
+            connection.execute("CREATE INDEX IF NOT EXISTS shown_card_expires ON shown_card (expires)")
 
     def _connect(self) -> sqlite3.Connection:
         # One connection per process and thread: sqlite connections must not cross a fork.
