@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +26,7 @@ from .support.dates import roll_dates
 from .support.fake_fhir import resources_from_prefetch
 from .support.fhir_http import serve_fhir
 from .support.scenarios import load_scenarios
+from .support.server import wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = {s.name: s for s in load_scenarios()}
@@ -49,19 +49,7 @@ def service_url() -> Iterator[str]:
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-                pytest.fail(f"cds-service serve exited with {process.returncode}:\n{output}")
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("cds-service serve did not answer /healthz within 60 s")
-            time.sleep(0.2)
+        wait_until_healthy(process, url, lambda: process.stdout.read().decode(errors="replace") if process.stdout else "")
         yield url
     finally:
         process.terminate()

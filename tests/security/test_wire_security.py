@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from ..support.dates import roll_dates
+from ..support.server import wait_until_healthy
 from ..support.scenarios import load_scenarios
 from .issuer import FakeIssuer, write_issuers_file
 
@@ -50,18 +51,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"cds-service serve exited with {process.returncode}:\n{log_file.read_text()}")
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("cds-service serve did not answer /healthz within 60 s")
-            time.sleep(0.2)
+        wait_until_healthy(process, url, log_file.read_text)
         yield url, log_file
         assert process.poll() is None, "the server died during the tests"
     finally:
