@@ -13,7 +13,6 @@ from .api.cors import install_cors
 from .api.errors import register_error_handlers
 from .api.runtime import CdsRuntime
 from .fhir.client import FetchLimits, FhirClient
-from .fhir.resources import warm_up_models
 from .jsonio import OrjsonProvider
 from .knowledge.loader import load_knowledge
 from .knowledge.model import KnowledgeBase
@@ -57,7 +56,6 @@ def create_app(
     app.register_blueprint(health.blueprint)
     register_error_handlers(app)
     install_security(app, settings)
-    warm_up_models()
     if settings.allow_http_fhir_server:
         logger.warning("CDS_ALLOW_HTTP_FHIR_SERVER is on: EHR access tokens may be sent over plain http. Development only.")
     return app

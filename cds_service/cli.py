@@ -95,12 +95,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from .api.hooks import hook_context
     from .fhir.client import FetchLimits, FhirClient
-    from .fhir.gather import DataUnavailable, gather_record
-    from .knowledge.cards import to_cds_response
-    from .knowledge.engine import apply_service
-    from .knowledge.explain import format_traces
+    from .fhir.gather import DataUnavailable
+    from .knowledge.explain import format_traces, format_unreadable
+    from .pipeline import decide
     from .protocol.models import HookRequest
     from .protocol.validation import RequestValidationError
 
@@ -116,7 +114,10 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         hook_request = HookRequest.from_json(body, expected_hook=args.hook)
         now = _parse_now(args.now)
         client = FhirClient(FetchLimits(total_timeout=settings.fhir_total_timeout))
-        record = gather_record(hook_request, service, client, settings.allow_http_fhir_server)
+        decision = decide(
+            knowledge, service, hook_request, client, now,
+            allow_http_fhir_server=settings.allow_http_fhir_server, explain=args.explain,
+        )
     except OSError as exc:
         print(f"cds-service: cannot read {args.request}: {exc.strerror}", file=sys.stderr)
         return 2
@@ -132,10 +133,10 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     except DataUnavailable as exc:
         print(f"cds-service: data unavailable (the service would answer 412): {exc}", file=sys.stderr)
         return 1
-    result = apply_service(knowledge, service, record, hook_context(hook_request), now, explain=args.explain)
-    sys.stdout.write(orjson.dumps(to_cds_response(result.cards, hook_request.hook_instance), option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.write(orjson.dumps(decision.response(hook_request.hook_instance), option=orjson.OPT_INDENT_2).decode() + "\n")
     if args.explain:
-        sys.stdout.write("\n" + format_traces(result.traces) + "\n")
+        sys.stdout.write("\n" + format_traces(decision.traces) + "\n")
+        sys.stdout.write(format_unreadable(decision.unreadable, decision.unreadable_orders) + "\n")
     return 0
 
 

@@ -4,8 +4,11 @@ Each module in tools/fixtures/ holds the cases of one recommendation: a realisti
 request (context + full prefetch) for a synthetic patient, and the cards a clinician expects,
 written by hand from RULES.md (never produced by running the engine).
 
-    python tools/build_fixtures.py                      # rewrite every fixture pair
+    python tools/build_fixtures.py                      # rewrite every generated fixture pair
     python tools/build_fixtures.py neuropathic_pain     # only that module's recommendation folders
+
+It replaces only the folders its modules write: hand-written scenario folders
+(e.g. ``order-not-checked/``) are never touched.
 """
 
 from __future__ import annotations
@@ -28,15 +31,13 @@ def main(only: list[str]) -> None:
     unknown = set(only) - set(names)
     if unknown:
         raise SystemExit(f"no fixture module(s) {sorted(unknown)}; modules: {sorted(names)}")
-    if not only and OUT.exists():
-        shutil.rmtree(OUT)
     count = 0
     cleared: set[Path] = set()
     for name in sorted(only or names):
         module = importlib.import_module(f"fixtures.{name}")
         for case in module.cases():
             folder = OUT / case.recommendation
-            if only and folder not in cleared:
+            if folder not in cleared:
                 shutil.rmtree(folder, ignore_errors=True)
                 cleared.add(folder)
             folder.mkdir(parents=True, exist_ok=True)

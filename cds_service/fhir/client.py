@@ -30,7 +30,13 @@ import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
+from . import versions
+
 log = logging.getLogger(__name__)
+
+_RELEASE_TTL = 3600.0  # seconds a server's FHIR version is remembered
+_RELEASE_RETRY = 60.0  # ... or, when /metadata failed, until it is asked again
+_RELEASE_CACHE_MAX = 256  # servers remembered per worker
 
 _ACCEPT = "application/fhir+json"
 _CHUNK = 64 * 1024
@@ -87,9 +93,46 @@ class FhirClient:
             # token must never ride along with another user's request.
             session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         self._session = session
+        self._releases: dict[str, tuple[str, float]] = {}  # normalised base URL -> (release, valid until)
+        self._releases_lock = threading.Lock()
 
-    def close(self) -> None:
-        self._session.close()
+    def fhir_release(self, base_url: str, access_token: str | None) -> str:
+        """'1.0' (DSTU2), '3.0' (STU3) or '4.0' (R4 and anything else), from the server's
+        CapabilityStatement.fhirVersion at ``/metadata``; remembered an hour per server. A server
+        whose metadata cannot be read is taken as R4, and asked again a minute later."""
+        deadline = time.monotonic() + self._limits.total_timeout
+        return self._release(base_url, access_token, deadline, None)
+
+    def _release(self, base_url: str, token: str | None, deadline: float, stop: threading.Event | None) -> str:
+        try:
+            base, origin = _normalize_base(base_url, "CapabilityStatement")
+        except FhirFetchError:
+            return "4.0"  # the queries themselves will fail and say why
+        now = time.monotonic()
+        with self._releases_lock:
+            known = self._releases.get(base)
+        if known is not None and known[1] > now:
+            return known[0]
+        headers = {"Accept": _ACCEPT}
+        if token and _TOKEN_RE.fullmatch(token):
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            url = _same_origin(base + "metadata", origin, "CapabilityStatement", "connection")
+            body = self._get_json(url, origin, headers, "CapabilityStatement", deadline, stop)
+        except FhirFetchError as exc:
+            log.warning("FHIR server metadata unavailable (%s): its FHIR version is taken to be R4", exc.reason)
+            release, valid = "4.0", now + _RELEASE_RETRY
+        except Exception as exc:  # a bug must not fail the call; its text may hold a URL
+            log.error("FHIR server metadata read crashed: %s", type(exc).__name__)
+            release, valid = "4.0", now + _RELEASE_RETRY
+        else:
+            declared = body.get("fhirVersion") if body.get("resourceType") in ("CapabilityStatement", "Conformance") else None
+            release, valid = versions.release(declared), now + _RELEASE_TTL
+        with self._releases_lock:
+            if len(self._releases) >= _RELEASE_CACHE_MAX:
+                self._releases.clear()
+            self._releases[base] = (release, valid)
+        return release
 
     def fetch(self, base_url: str, relative_query: str, access_token: str | None) -> list[dict]:
         """Read (`Patient/1` -> [resource]) or search (`Observation?...` -> all entry resources)."""
@@ -101,9 +144,13 @@ class FhirClient:
             raise
 
     def fetch_many(
-        self, base_url: str, queries: Mapping[str, str], access_token: str | None
+        self, base_url: str, queries: Mapping[str, str], access_token: str | None, in_server_release: bool = False
     ) -> dict[str, list[dict] | FhirFetchError]:
         """Run the queries concurrently; map each key to its resources or its FhirFetchError.
+
+        With ``in_server_release``, queries written in R4 terms are first renamed to what the
+        server's FHIR version calls them (``MedicationRequest`` -> ``MedicationOrder`` on DSTU2),
+        reading its ``/metadata`` within the same time budget.
 
         Returns by about `total_timeout`: queries still running then become "deadline" and are
         told to stop, but are not waited for.
@@ -117,6 +164,11 @@ class FhirClient:
         )
         futures: dict[str, cf.Future] = {}
         try:
+            if in_server_release and _version_matters(queries):
+                release = pool.submit(self._release, base_url, access_token, deadline, stop)
+                cf.wait([release], timeout=max(0.0, deadline - time.monotonic()))
+                renames = versions.SEARCH_TYPES.get(release.result() if release.done() else "4.0", {})
+                queries = {key: _in_release(query, renames) for key, query in queries.items()}
             for key, query in queries.items():
                 futures[key] = pool.submit(self._fetch_safe, base_url, query, access_token, deadline, stop)
             cf.wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
@@ -243,6 +295,20 @@ class FhirClient:
         else:
             return bytes(buf)
         raise error
+
+
+def _version_matters(queries: Mapping[str, str]) -> bool:
+    renamed = {name for names in versions.SEARCH_TYPES.values() for name in names}
+    return any(_resource_type(query) in renamed for query in queries.values())
+
+
+def _in_release(query: str, renames: Mapping[str, str]) -> str:
+    """``MedicationRequest?patient=1`` as a DSTU2 server names it: ``MedicationOrder?patient=1``."""
+    resource_type = _resource_type(query)
+    if resource_type not in renames:
+        return query
+    stripped = query.lstrip("/")
+    return renames[resource_type] + stripped[len(resource_type):]
 
 
 def _head(query: str) -> str:

@@ -1,4 +1,4 @@
-"""Build the PatientRecord for one hook call: prefetch first, then the EHR's FHIR server.
+"""Gather the resources for one hook call: prefetch first, then the EHR's FHIR server.
 
 Per prefetch key (CDS Hooks 2.0 "Prefetch template"):
 - absent            -> fetch it from ``fhirServer`` with the ``fhirAuthorization`` token;
@@ -6,6 +6,10 @@ Per prefetch key (CDS Hooks 2.0 "Prefetch template"):
 - a Bundle/resource -> used (a paged Bundle's ``next`` link is followed on the server);
 - OperationOutcome  -> the EHR could not get it: unavailable, not blindly refetched.
 Every key is data some recommendation needs, so anything unavailable is a 412.
+
+Templates are written in R4 terms. A DSTU2 or STU3 server (its ``/metadata`` says which) is
+asked for the same data under its own names (``MedicationOrder``, ``ProcedureRequest``...);
+the resource reader then reads what comes back as R4.
 """
 
 from __future__ import annotations
@@ -15,10 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ..knowledge.model import ServiceDefinition
 from ..protocol.models import HookRequest
 from .client import FhirClient, FhirFetchError
-from .record import PatientRecord
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z.]+)\s*\}\}")
 _USER_TOKENS = {
@@ -59,17 +61,18 @@ def render_template(template: str, request: HookRequest) -> str | None:
     return None if missing else rendered
 
 
-def gather_record(
+def gather_resources(
     request: HookRequest,
-    service: ServiceDefinition,
+    templates: Mapping[str, str],
     client: FhirClient,
     allow_http_fhir_server: bool = False,
-) -> PatientRecord:
+) -> list[Any]:
+    """The resources (raw JSON) the prefetch ``templates`` ask for; raises DataUnavailable."""
     resources: list[Any] = []
     to_fetch: dict[str, str] = {}
     problems: dict[str, str] = {}
     prefetch = request.prefetch or {}
-    for key, template in service.prefetch.items():
+    for key, template in templates.items():
         if request.prefetch is not None and key in prefetch:
             next_link = _take_prefetched(key, prefetch[key], resources, problems)
             if next_link:
@@ -88,7 +91,7 @@ def gather_record(
         _fetch(request, to_fetch, client, allow_http_fhir_server, resources, problems)
     if problems:
         raise DataUnavailable(problems)
-    return PatientRecord.from_resources(resources, patient_id=request.patient_id)
+    return resources
 
 
 def _relative_to_server(link: str, server: str | None) -> str | None:
@@ -150,8 +153,9 @@ def _fetch(
             problems[key] = "not in prefetch, and fhirServer is not https (CDS_ALLOW_HTTP_FHIR_SERVER allows http in development)"
         return
     token = request.fhir_authorization.access_token if request.fhir_authorization else None
-    for key, result in client.fetch_many(server, queries, token).items():
+    for key, result in client.fetch_many(server, queries, token, in_server_release=True).items():
         if isinstance(result, FhirFetchError):
             problems[key] = f"fetching it from the FHIR server failed ({result.reason})"
         else:
             resources.extend(result)
+

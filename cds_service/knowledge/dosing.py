@@ -15,6 +15,12 @@ from typing import Any
 
 from .units import convert_quantity
 
+# The FHIR elements this module reads from a MedicationRequest (the resource reader reads these).
+ELEMENTS_READ = frozenset({
+    "dosageInstruction", "timing", "repeat", "frequency", "frequencyMax", "period", "periodUnit", "code", "coding",
+    "doseAndRate", "doseQuantity", "doseRange", "high", "value", "unit",
+})
+
 _PERIOD_DAYS = {
     "s": Decimal(1) / 86400, "min": Decimal(1) / 1440, "h": Decimal(1) / 24,
     "d": Decimal(1), "wk": Decimal(7), "mo": Decimal("30.4375"), "a": Decimal("365.25"),

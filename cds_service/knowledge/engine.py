@@ -51,8 +51,11 @@ class HookContext:
     patient_id: str
     user_id: str | None = None
     encounter_id: str | None = None
-    draft_orders: tuple[Mapping[str, Any], ...] = ()
+    draft_orders: tuple[Mapping[str, Any], ...] = ()  # read (R4-shaped), like the record's resources
     selected_orders: tuple[Mapping[str, Any], ...] = ()
+    # Selected drafts whose ordered item (medication, test) is there but cannot be read:
+    # {"order": "MedicationRequest/1", "item": "<text as sent, if any>", "reason": "..."}
+    unreadable_orders: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +246,9 @@ class _Evaluation:
         self.root = dict(record.patient) if record.patient is not None else {}
         base_values: dict[str, Any] = {
             "patient": record.patient,
-            "draftOrders": list(record.valid_resources(context.draft_orders)),
-            "selectedOrders": list(record.valid_resources(context.selected_orders)),
+            "draftOrders": list(context.draft_orders),
+            "selectedOrders": list(context.selected_orders),
+            "unreadableOrders": list(context.unreadable_orders),
             "hook": context.hook,
             "now": format_instant(now),
             "context": self.root,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 
 import orjson
 
+from ..fhir.reader import ReadProblem
 from .engine import ExpressionTrace, RecommendationTrace
 
 _MAX_VALUE = 160
@@ -32,6 +33,17 @@ def format_traces(traces: list[RecommendationTrace]) -> str:
             lines.append("  named expressions:")
             for name, variable in trace.variables.items():
                 lines.append(f"      %{name} = {_value(variable)}")
+    return "\n".join(lines)
+
+
+def format_unreadable(problems: Sequence[ReadProblem], orders: Sequence[Mapping[str, Any]] = ()) -> str:
+    """What the reader could not read, and the draft orders that could not be checked."""
+    if not problems and not orders:
+        return "== unreadable: nothing (every resource and element the knowledge reads was read)"
+    lines = [f"== unreadable: {len(problems)} element(s) or resource(s), left out of the decision"]
+    lines += [f"  - {problem.describe()}" for problem in problems]
+    for order in orders:
+        lines.append(f"  ! order {order.get('order')} could not be checked: {order.get('reason')}")
     return "\n".join(lines)
 
 

@@ -155,6 +155,19 @@ def compile_expression(source: str) -> CompiledExpression:
 
 
 
+def member_names(expression: CompiledExpression) -> frozenset[str]:
+    """Every element name the expression navigates (``code``, ``coding``, ``value`` ...)."""
+    names: set[str] = set()
+    stack = [expression._parsed]
+    while stack:
+        node = stack.pop()
+        children = node.get("children") or []
+        if node.get("type") == "MemberInvocation" and children and isinstance(children[0].get("text"), str):
+            names.add(children[0]["text"])
+        stack.extend(children)
+    return frozenset(names)
+
+
 def plain(value: Any) -> Any:
     """Turn a raw fhirpathpy node into JSON-like Python data (FP types kept as strings)."""
     data = get_data(value)

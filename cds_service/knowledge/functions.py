@@ -35,8 +35,10 @@ from typing import Any
 from fhirpathpy.engine.nodes import FP_DateTime, FP_Quantity, ResourceNode
 from fhirpathpy.engine.util import get_data
 
+from ..fhir.resources import ELEMENTS_READ as RESOURCE_HELPER_ELEMENTS
 from ..fhir.resources import codings as concept_codings
 from ..fhir.resources import medication_concept
+from .dosing import ELEMENTS_READ as DOSING_ELEMENTS
 from .dosing import daily_dose
 from .fhirpath import FunctionSpec
 from .terminology import ValueSetIndex
@@ -58,6 +60,14 @@ _DATE_PATHS: Mapping[str, tuple[str, ...]] = {
 _DATE_PATH_PARTS: Mapping[str, tuple[tuple[str, ...], ...]] = {
     resource_type: tuple(tuple(path.split(".")) for path in paths) for resource_type, paths in _DATE_PATHS.items()
 }
+
+# Every FHIR element the functions below read from a resource, for the resource reader.
+ELEMENTS_READ = frozenset(
+    {part for paths in _DATE_PATHS.values() for path in paths for part in path.split(".")}
+    | {"system", "code", "coding", "display", "text", "value", "unit", "reference"}  # memberOf, quantityIn, resolve
+    | RESOURCE_HELPER_ELEMENTS
+    | DOSING_ELEMENTS
+)
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
@@ -301,6 +311,7 @@ def _convert(quantity: Any, target_unit: str) -> Decimal | None:
 
 __all__ = [
     "CUSTOM_FUNCTION_NAMES",
+    "ELEMENTS_READ",
     "FunctionContext",
     "build_function_table",
     "format_instant",

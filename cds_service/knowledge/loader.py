@@ -30,8 +30,11 @@ import orjson
 from fhir.resources.R4B import get_fhir_model_class
 from fhirpathpy.engine.invocations import invocation_registry as BUILTIN_FUNCTIONS
 
-from .fhirpath import FhirPathSyntaxError, compile_expression
+from ..fhir.definitions import UnknownType
+from ..fhir.reader import ResourceReader
+from .fhirpath import FhirPathSyntaxError, compile_expression, member_names
 from .functions import CUSTOM_FUNCTION_NAMES
+from .functions import ELEMENTS_READ as FUNCTION_ELEMENTS
 from .model import (
     ActivityDefinition,
     CardDefinition,
@@ -71,7 +74,7 @@ SUPPORTED_INPUT_TYPES = frozenset(
      "MedicationStatement", "Procedure", "ServiceRequest", "Encounter", "AllergyIntolerance"}
 )
 # Variables every expression may use; bound by the engine for each request.
-BUILTIN_VARIABLES = frozenset({"patient", "draftOrders", "selectedOrders", "hook", "now", "context", "ucum"})
+BUILTIN_VARIABLES = frozenset({"patient", "draftOrders", "selectedOrders", "unreadableOrders", "hook", "now", "context", "ucum"})
 SUMMARY_MAX = 139  # CDS Hooks: "<140-character summary"
 
 _VARIABLE_REFERENCE = re.compile(r"%(`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)")
@@ -142,6 +145,7 @@ def load_knowledge(directory: str | Path, parameter_overrides: str | Path | None
 
     for recommendation in recommendations.values():
         _check_references(recommendation, parameters, aliases)
+    reader = _resource_reader(recommendations.values())
     logger.info(
         "knowledge loaded: %d services, %d recommendations, %d value sets, %d parameters",
         len(services), len(recommendations), len(terminology.urls()), len(parameters),
@@ -153,7 +157,24 @@ def load_knowledge(directory: str | Path, parameter_overrides: str | Path | None
         parameters=parameters,
         value_set_aliases=aliases,
         source_dir=str(root),
+        reader=reader,
     )
+
+
+def _resource_reader(recommendations: Iterable[Recommendation]) -> ResourceReader:
+    """A reader for exactly what this knowledge reads: its input types, and the element
+    names its expressions navigate plus those the custom functions read."""
+    names: set[str] = set(FUNCTION_ELEMENTS)
+    types: set[str] = {"Patient"}
+    for recommendation in recommendations:
+        types.update(requirement.type for requirement in recommendation.all_inputs())
+        names.update(requirement.code_path or "code" for requirement in recommendation.all_inputs())
+        for expression in _all_expressions(recommendation):
+            names.update(member_names(expression.compiled))
+    try:
+        return ResourceReader(types, names)
+    except UnknownType as exc:
+        raise KnowledgeError(f"data requirements name resource types that FHIR R4 does not have: {exc}") from None
 
 
 # --- files -------------------------------------------------------------------------------

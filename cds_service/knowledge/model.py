@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..fhir.reader import ResourceReader
 from .fhirpath import CompiledExpression
 from .terminology import ValueSetIndex
 
@@ -190,6 +191,7 @@ class KnowledgeBase:
     parameters: Mapping[str, Parameter]
     value_set_aliases: Mapping[str, str]  # "vs-<id>" -> ValueSet url
     source_dir: str
+    reader: ResourceReader  # reads the resource types and elements this knowledge uses
 
     def service_for_hook(self, hook: str) -> ServiceDefinition | None:
         for service in self.services.values():

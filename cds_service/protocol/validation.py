@@ -258,3 +258,35 @@ def _describe(error: ValidationError) -> tuple[str, str]:
     if keyword == "propertyNames":
         return field, "has an invalid member name"
     return field, f"is invalid ({keyword})"
+
+
+def check_prefetch_bundles(prefetch: Any, requested: Mapping[str, str]) -> None:
+    """Bundle structure the prefetch reader relies on (the JSON Schema leaves Bundles open).
+
+    In a key this service asked for, a Bundle whose ``entry`` or ``link`` is not an array, or
+    whose entries are not objects, is not FHIR: 400 naming the member. Keys the service never
+    asked for are ignored whatever they hold, and resources that are objects but fail FHIR
+    validation are ignored by the record.
+    """
+    if not isinstance(prefetch, dict):
+        return
+    for key in requested:
+        value = prefetch.get(key)
+        if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
+            continue
+        where = f"prefetch.{key}"
+        entries = value.get("entry")
+        if entries is not None and not isinstance(entries, list):
+            raise RequestValidationError(f"{where}.entry", "must be of type array")
+        for index, entry in enumerate(entries or ()):
+            if not isinstance(entry, dict):
+                raise RequestValidationError(f"{where}.entry.{index}", "must be of type object")
+            for member in ("resource", "search"):
+                if entry.get(member) is not None and not isinstance(entry[member], dict):
+                    raise RequestValidationError(f"{where}.entry.{index}.{member}", "must be of type object")
+        links = value.get("link")
+        if links is not None and not isinstance(links, list):
+            raise RequestValidationError(f"{where}.link", "must be of type array")
+        for index, link in enumerate(links or ()):
+            if not isinstance(link, dict):
+                raise RequestValidationError(f"{where}.link.{index}", "must be of type object")

@@ -1,4 +1,5 @@
-"""A card shown at order-select is not repeated at order-sign for the same unchanged draft."""
+"""A card shown at order-select is not repeated at order-sign for the same unchanged draft,
+unless it is critical: signing is when the harm is committed, so a critical card shows again."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from cds_service.app import create_app
 from ..security.issuer import insecure_settings
 from ..support.scenarios import load_scenarios
 
-SCENARIO = {s.name: s for s in load_scenarios()}["folate-without-b12/b12-199-positive"]
+SCENARIOS = {s.name: s for s in load_scenarios()}
+SCENARIO = SCENARIOS["neuropathic-pain/duloxetine-121-mg-boundary-positive"]  # a warning card
+CRITICAL = SCENARIOS["folate-without-b12/b12-199-positive"]
 
 
 @pytest.fixture()
@@ -36,23 +39,32 @@ def topics(response) -> list[str]:
 
 def test_order_sign_does_not_repeat_the_order_select_card(client) -> None:
     select = copy.deepcopy(SCENARIO.request)
-    assert topics(client.post("/cds-services/b12-neuropathy-order-select", json=select)) == ["folate-without-b12"]
+    assert topics(client.post("/cds-services/b12-neuropathy-order-select", json=select)) == ["neuropathic-pain"]
     assert topics(client.post("/cds-services/b12-neuropathy-order-sign", json=sign_request(select))) == []
+
+
+def test_order_sign_repeats_a_critical_card(knowledge, tmp_path: Path) -> None:
+    app = create_app(insecure_settings(state_dir=tmp_path), knowledge=knowledge, clock=lambda: CRITICAL.now)
+    client = app.test_client()
+    select = copy.deepcopy(CRITICAL.request)
+    assert topics(client.post("/cds-services/b12-neuropathy-order-select", json=select)) == ["folate-without-b12"]
+    assert topics(client.post("/cds-services/b12-neuropathy-order-sign", json=sign_request(select))) == ["folate-without-b12"]
 
 
 def test_order_sign_shows_the_card_when_the_draft_changed(client) -> None:
     select = copy.deepcopy(SCENARIO.request)
     client.post("/cds-services/b12-neuropathy-order-select", json=select)
     sign = sign_request(select)
-    sign["context"]["draftOrders"]["entry"][0]["resource"]["dosageInstruction"] = [{"text": "5 mg by mouth once daily"}]
-    assert topics(client.post("/cds-services/b12-neuropathy-order-sign", json=sign)) == ["folate-without-b12"]
+    dosage = sign["context"]["draftOrders"]["entry"][0]["resource"]["dosageInstruction"][0]
+    dosage["timing"]["repeat"]["frequency"] = 2 * dosage["timing"]["repeat"]["frequency"]
+    assert topics(client.post("/cds-services/b12-neuropathy-order-sign", json=sign)) == ["neuropathic-pain"]
 
 
 def test_order_sign_without_a_prior_order_select_shows_the_card(client) -> None:
-    assert topics(client.post("/cds-services/b12-neuropathy-order-sign", json=sign_request(SCENARIO.request))) == ["folate-without-b12"]
+    assert topics(client.post("/cds-services/b12-neuropathy-order-sign", json=sign_request(SCENARIO.request))) == ["neuropathic-pain"]
 
 
 def test_repeated_order_select_keeps_showing_the_card(client) -> None:
     # The sandbox re-fires order-select on every change: the card must stay on screen.
     for _ in range(2):
-        assert topics(client.post("/cds-services/b12-neuropathy-order-select", json=SCENARIO.request)) == ["folate-without-b12"]
+        assert topics(client.post("/cds-services/b12-neuropathy-order-select", json=SCENARIO.request)) == ["neuropathic-pain"]

@@ -11,13 +11,10 @@ from datetime import timezone
 
 import pytest
 
-from cds_service.api.hooks import hook_context
 from cds_service.fhir.client import FhirClient
-from cds_service.fhir.gather import gather_record
 from cds_service.knowledge import fhirpath
-from cds_service.knowledge.cards import to_cds_response
-from cds_service.knowledge.engine import apply_service
 from cds_service.knowledge.fhirpath import compile_expression, plain_list
+from cds_service.pipeline import decide
 from cds_service.protocol.models import HookRequest
 
 from ..support.scenarios import load_scenarios
@@ -28,14 +25,13 @@ SCENARIOS = load_scenarios()
 def _run(knowledge, scenario):
     request = HookRequest.from_json(scenario.request)
     service = knowledge.service_for_hook(request.hook)
-    record = gather_record(request, service, FhirClient())
-    result = apply_service(knowledge, service, record, hook_context(request), scenario.now.astimezone(timezone.utc), explain=True)
+    result = decide(knowledge, service, request, FhirClient(), scenario.now.astimezone(timezone.utc), explain=True)
     traces = [
         (t.recommendation_id, [(c.card_id, c.fired, c.suppressed_by, [(e.name, repr(e.value), e.error) for e in c.conditions]) for c in t.cards],
          sorted((name, repr(e.value), e.error) for name, e in t.variables.items()))
         for t in result.traces
     ]
-    return to_cds_response(result.cards, request.hook_instance), traces
+    return result.response(request.hook_instance), traces
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])

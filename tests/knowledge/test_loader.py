@@ -146,6 +146,33 @@ def test_value_set_referenced_by_alias_must_exist(knowledge_copy: Path) -> None:
 
 
 def test_every_shipped_expression_compiles_and_references_known_names(knowledge) -> None:
-    # load_knowledge already refuses anything else; this pins the size of what it checked.
-    assert len(knowledge.recommendations) == 10
+    # load_knowledge already refuses anything else; this checks that every rule file was loaded.
+    rule_files = [
+        path for path in Path(knowledge.source_dir).glob("PlanDefinition-*.json")
+        if '"eca-rule"' in path.read_text(encoding="utf-8")
+    ]
+    assert sorted(knowledge.recommendations) == sorted(path.stem.removeprefix("PlanDefinition-") for path in rule_files)
     assert all(recommendation.cards for recommendation in knowledge.recommendations.values())
+
+
+def test_the_reader_reads_what_the_expressions_and_functions_use_and_nothing_else(knowledge) -> None:
+    reader = knowledge.reader
+    assert {"Observation", "Condition", "MedicationRequest", "MedicationAdministration", "Patient"} <= reader.resource_types
+    assert {"value", "effectiveDateTime", "coding", "system", "dosageInstruction", "periodUnit", "birthDate"} <= reader.element_names
+    observation = {"resourceType": "Observation", "id": "o", "status": "final", "note": [{"text": "free text"}],
+                   "valueQuantity": {"value": 1, "unit": "pg/mL"}, "performer": [{"reference": "Practitioner/x"}]}
+    read = reader.read(observation).resource
+    assert read == {"resourceType": "Observation", "id": "o", "status": "final", "valueQuantity": {"value": 1, "unit": "pg/mL"}}
+
+
+def test_a_new_expression_makes_the_reader_read_its_element(knowledge_copy: Path) -> None:
+    library = knowledge_copy / "Library-b12-common.json"
+    text = library.read_text(encoding="utf-8")
+    assert "interpretation" not in text
+    data = json.loads(text)
+    data["extension"].append({"url": "http://hl7.org/fhir/StructureDefinition/variable", "valueExpression": {
+        "name": "flaggedLow", "language": "text/fhirpath", "expression": "%b12Results.where(interpretation.coding.code = 'L')"}})
+    library.write_text(json.dumps(data), encoding="utf-8")
+    reader = load_knowledge(knowledge_copy).reader
+    observation = {"resourceType": "Observation", "status": "final", "interpretation": {"coding": [{"code": "L"}]}}
+    assert reader.read(observation).resource == {"resourceType": "Observation", "status": "final", "interpretation": [{"coding": [{"code": "L"}]}]}

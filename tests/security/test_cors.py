@@ -118,7 +118,7 @@ def test_an_unexpected_500_carries_cors_headers(client, issuer: FakeIssuer, monk
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("cds_service.api.hooks.gather_record", broken)
+    monkeypatch.setattr("cds_service.api.hooks.decide", broken)
     response = client.post(SERVICE, json={"hook": "order-select", "hookInstance": "x", "context": {
         "userId": "Practitioner/1", "patientId": "p", "selections": [], "draftOrders": {"resourceType": "Bundle", "entry": []}}},
         headers={"Origin": SANDBOX, **issuer.headers(f"http://localhost{SERVICE}")})

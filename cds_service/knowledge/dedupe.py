@@ -1,5 +1,9 @@
 """Alert fatigue across hooks: a card shown at order-select is not repeated at order-sign
-for the same patient, encounter, recommendation and unchanged draft order."""
+for the same patient, encounter, recommendation and unchanged draft order.
+
+Critical cards are the exception: they are shown again when the order is signed, because
+signing is the moment the harm is committed (a clinician may have moved on from the
+order-select card without reading it)."""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ from typing import Any
 import orjson
 
 from ..jsonio import json_default
-from ..knowledge.engine import CardResult, HookContext
 from ..store.shown_cards import ShownCardStore
+from .engine import CardResult, HookContext
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,9 @@ def without_repeats(cards: list[CardResult], context: HookContext, store: ShownC
         return cards
     kept = []
     for card in cards:
+        if card.indicator == "critical":
+            kept.append(card)
+            continue
         keys = card_keys(card, context)
         if context.hook == "order-sign" and store.all_shown(keys):
             logger.info("card %s/%s already shown at order-select for these drafts; not repeated", card.recommendation.id, card.definition.id)
