@@ -8,6 +8,11 @@ FHIR server, for requests that lack prefetch, is a stand-in answering with rando
 and bodies. Every response must be below 500 and JSON; every 200 from a hook must be a valid
 CDS Hooks response.
 
+Drafts and prefetch resources are also rewritten into other FHIR versions and shapes (DSTU2
+``MedicationOrder``, STU3 ``ProcedureRequest``, renamed elements, one object for a list, a list
+for one value, unknown or non-string resource types), seeded with what the real CDS Hooks
+sandbox sent as well as the clinical fixtures.
+
 Derandomized (fixed seed), no example database, no deadline: the same cases every run.
 The figures are printed by the last test (run pytest with -s to see them).
 """
@@ -19,6 +24,7 @@ import json
 import re
 from collections import Counter
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -35,7 +41,12 @@ from ..security.issuer import auth_settings as make_auth_settings
 from ..support.scenarios import load_scenarios
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
-SEEDS = [s.request for s in load_scenarios()]
+CAPTURES = Path(__file__).resolve().parents[2] / "fhir_fixtures" / "real-clients" / "cds-hooks-sandbox"
+SANDBOX_SEEDS = [
+    json.loads(path.read_text(encoding="utf-8"))["request"]
+    for path in sorted(CAPTURES.glob("*.json")) if path.name != "expected.json" and "feedback" not in path.name
+]
+SEEDS = [s.request for s in load_scenarios()] + SANDBOX_SEEDS
 SERVICES = ["b12-neuropathy-patient-view", "b12-neuropathy-order-select", "b12-neuropathy-order-sign"]
 FEEDBACK = {"feedback": [
     {"card": "0b8a8e2c-3a4a-4c1e-9d6b-1a2b3c4d5e6f", "outcome": "accepted", "acceptedSuggestions": [{"id": "a"}],
@@ -154,8 +165,87 @@ def fhir_behaviour(draw: st.DrawFn) -> tuple[int, bytes]:
         b'{"resourceType": "Bundle", "link": [{"relation": "next", "url": "https://evil.example/x"}]}',
         b'{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Observation", "status": 5}}]}',
         b'{"resourceType": "Patient", "id": "p"}',
+        b'{"resourceType": "Conformance", "fhirVersion": "1.0.2"}',
+        b'{"resourceType": "CapabilityStatement", "fhirVersion": ["3.0.1"]}',
+        b'{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "MedicationOrder", "id": "m", "status": "active",'
+        b' "dateWritten": "2020-01-01", "patient": {"reference": "Patient/p"}, "dosageInstruction": {"doseQuantity": {"value": "1"}},'
+        b' "medicationCodeableConcept": {"coding": {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": 310410}}}}]}',
+        b'{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Condition", "id": "c", "clinicalStatus": "active",'
+        b' "verificationStatus": ["confirmed", "x"], "code": [{"coding": [{"system": "http://snomed.info/sct", "code": "302226006"}]}]}}]}',
     ]) | st.binary(max_size=100))
     return status, body
+
+
+# Older versions' names for what R4 calls (type, element): DSTU2 and STU3.
+OLD_TYPES = {"MedicationRequest": ["MedicationOrder"], "ServiceRequest": ["ProcedureRequest", "DiagnosticOrder", "ReferralRequest"]}
+OLD_NAMES = {"subject": "patient", "authoredOn": "dateWritten", "periodUnit": "periodUnits", "recordedDate": "dateRecorded",
+             "effectiveDateTime": "effectiveTimeDateTime", "requester": "prescriber", "encounter": "context"}
+ODD_TYPES = ["MedicationPrescription", "Foo", "medicationrequest", "", "Observation ", "Bundle", "OperationOutcome",
+             "Patient\nX", 5, None, ["MedicationRequest"], {"a": 1}]
+
+
+def _resources(document: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    if isinstance(document, dict):
+        if isinstance(document.get("resourceType"), str) and document["resourceType"] != "Bundle":
+            found.append(document)
+        for value in document.values():
+            found.extend(_resources(value))
+    elif isinstance(document, list):
+        for value in document:
+            found.extend(_resources(value))
+    return found
+
+
+@st.composite
+def versioned(draw: st.DrawFn) -> bytes:
+    """A real request whose drafts and prefetch resources come in other versions and shapes."""
+    document = copy.deepcopy(SEEDS[draw(st.integers(0, len(SEEDS) - 1))])
+    resources = _resources(document)
+    for _ in range(draw(st.integers(1, 6))):
+        if not resources:
+            break
+        resource = draw(st.sampled_from(resources))
+        operation = draw(st.sampled_from(["old type", "old names", "dosage", "object for list", "list for one",
+                                          "odd type", "duplicate", "drop type"]))
+        if operation == "old type" and str(resource.get("resourceType")) in OLD_TYPES:
+            resource["resourceType"] = draw(st.sampled_from(OLD_TYPES[str(resource["resourceType"])]))
+        elif operation == "old names":
+            for new, old in OLD_NAMES.items():
+                if new in resource and draw(st.booleans()):
+                    resource[old] = resource.pop(new)
+            for status in ("clinicalStatus", "verificationStatus"):
+                concept = resource.get(status)
+                if isinstance(concept, dict) and draw(st.booleans()):
+                    resource[status] = ((concept.get("coding") or [{}])[0]).get("code", "active")
+        elif operation == "dosage":
+            for dosage in resource.get("dosageInstruction") or []:
+                if isinstance(dosage, dict):
+                    for dose_and_rate in dosage.pop("doseAndRate", None) or []:
+                        dosage.update(dose_and_rate if isinstance(dose_and_rate, dict) else {})
+                    repeat = (dosage.get("timing") or {}).get("repeat")
+                    if isinstance(repeat, dict) and "periodUnit" in repeat:
+                        repeat["periodUnits"] = repeat.pop("periodUnit")
+        elif operation in ("object for list", "list for one", "duplicate"):
+            keys = [key for key in resource if key not in ("resourceType", "id")]
+            if keys:
+                key = draw(st.sampled_from(sorted(keys)))
+                value = resource[key]
+                if operation == "object for list" and isinstance(value, list) and value:
+                    resource[key] = value[0]
+                elif operation == "list for one":
+                    resource[key] = [value]
+                else:
+                    resource[key] = [value, value]
+        elif operation == "odd type":
+            resource["resourceType"] = draw(st.sampled_from(ODD_TYPES))
+        elif operation == "drop type":
+            resource.pop("resourceType", None)
+    prefetch = document.get("prefetch")
+    if isinstance(prefetch, dict) and draw(st.integers(0, 3)) == 0:  # fetched from a (maybe DSTU2) server
+        for key in draw(st.lists(st.sampled_from(sorted(prefetch)), min_size=1, unique=True)):
+            del prefetch[key]
+    return json.dumps(document).encode()
 
 
 # --------------------------------------------------------------------------- harness
@@ -201,13 +291,23 @@ def check(response: Any, label: str, path: str = "") -> None:
 
 # --------------------------------------------------------------------------- properties
 
-@settings(FUZZ, max_examples=2000)
+@settings(FUZZ, max_examples=3000)
 @given(case=mutated("hook requests"), service=st.sampled_from(SERVICES), answer=fhir_behaviour())
 def test_mutated_hook_requests_never_5xx(client, ehr, case, service, answer) -> None:
     body, content_type = case
     ehr.behaviour = answer
     path = f"/cds-services/{service}"
     check(client.post(path, data=body, content_type=content_type), "hook", path)
+
+
+@settings(FUZZ, max_examples=4000)
+@given(body=versioned(), answer=fhir_behaviour())
+def test_other_versions_and_shapes_never_5xx(client, ehr, body, answer) -> None:
+    ehr.behaviour = answer
+    path = f"/cds-services/b12-neuropathy-{json.loads(body)['hook']}"  # the matching service: the reader is what is fuzzed
+    response = client.post(path, data=body, content_type="application/json")
+    STATS[f"versioned requests {response.status_code}"] += 1
+    check(response, "versioned", path)
 
 
 @settings(FUZZ, max_examples=1000)
@@ -312,5 +412,5 @@ def test_fuzz_totals(record_property) -> None:
     figures = ", ".join(f"{name}: {count}" for name, count in sorted(STATS.items()))
     print(f"\nfuzz figures: {figures}")
     record_property("fuzz_requests", STATS["requests"])
-    assert STATS["requests"] >= 4000
+    assert STATS["requests"] >= 10_000
     assert not any(name.startswith("status 5") for name in STATS)
