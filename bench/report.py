@@ -14,11 +14,11 @@ HOOKS = ("patient-view", "order-select", "order-sign")
 
 # Stack classification for the profile: the first pattern found anywhere in a sample's stack wins.
 AREAS = (
-    ("FHIR resource validation (fhir.resources / pydantic)", ("validate_resource", "fhir_core", "pydantic")),
-    ("FHIRPath evaluation (fhirpathpy + custom functions)", ("fhirpathpy", "knowledge/functions.py", "knowledge/fhirpath.py")),
+    ("FHIR resource reading (fhir/reader.py, msgspec fast path)", ("fhir/reader.py", "fhir/fast_path.py", "msgspec")),
+    ("FHIRPath evaluation (fhirpathpy + custom functions)", ("fhirpathpy", "knowledge/functions.py", "knowledge/fhirpath")),
     ("JWT verification + replay cache", ("security/",)),
     ("request JSON Schema validation", ("jsonschema", "protocol/validation.py")),
-    ("record building and input selection", ("fhir/record.py", "fhir/gather.py", "terminology.py")),
+    ("record building and input selection", ("knowledge/record.py", "fhir/gather.py", "terminology.py", "protocol/drafts.py")),
     ("engine bookkeeping, card text and mapping", ("knowledge/",)),
     ("JSON parsing / serialising", ("orjson", "_read_json", "jsonio.py")),
     ("HTTP server, Flask, logging", ("gunicorn", "werkzeug", "flask", "logging")),
@@ -219,7 +219,7 @@ def tables(results: dict[str, Any]) -> str:
         if auth is not None:
             w(f"JWT verification (ES384 + replay-cache insert): {auth:.2f} ms per call.")
             w("")
-        w("| workload | parse | validate | record | fhir (upper bound, nothing remembered) | engine | cards | **pipeline, new chart** | pipeline, same chart |")
+        w("| workload | parse | validate | record | fhir (reader: record + drafts) | engine | cards | **pipeline, new chart** | pipeline, same chart |")
         w("|---|---|---|---|---|---|---|---|---|")
         for key, row in stages.items():
             if key == "auth":

@@ -11,15 +11,12 @@ Stages, in the order a hook call runs them (``cds_service/api/hooks.py``):
 | parse      | ``orjson.loads`` of the request body |
 | validate   | JSON Schema validation of the request envelope + prefetch Bundle structure (``HookRequest.from_json``) |
 | auth       | ES384 JWT verification + replay-cache insert (``JwtVerifier.verify``), one fresh token per call |
-| record     | ``gather_record``: prefetch Bundles -> ``PatientRecord`` (no network: everything is prefetched) |
-| fhir       | selecting every named input of the service and validating what they select with the R4B models (nothing remembered) |
-| engine     | ``apply_service`` on a record whose resources are already validated (FHIRPath + card text) |
+| record     | ``gather_resources``: prefetch Bundles -> resource list (no network: everything is prefetched) |
+| fhir       | the resource reader: ``PatientRecord.read`` + the draft orders (``read_draft_orders``) |
+| engine     | ``apply_service`` on a read record (selecting inputs, FHIRPath, card text) |
 | cards      | ``to_cds_response`` + ``orjson`` serialisation |
-| pipeline   | parse + validate + record + engine (with validation) + cards, as the endpoint runs them (no auth), a resource JSON never seen before |
-| pipeline-repeat | the same, for a chart sent before (validation results remembered by content, as when an EHR re-sends it) |
-
-``fhir`` is an upper bound of what the engine validates: the engine selects an input only when a
-condition reads it. ``pipeline`` is the honest total.
+| pipeline   | parse + ``decide()`` + cards, as the endpoint runs them (no auth), a chart never seen before |
+| pipeline-repeat | the same chart again (nothing is remembered between calls since the reader: kept for comparison) |
 """
 
 from __future__ import annotations
@@ -32,16 +29,17 @@ from datetime import datetime, timezone
 import orjson
 import pytest
 
-from cds_service.api.hooks import _check_prefetch_bundles, hook_context
 from cds_service.fhir.client import FhirClient
-from cds_service.fhir.record import clear_validation_cache
-from cds_service.fhir.gather import gather_record
-from cds_service.fhir.resources import warm_up_models
+from cds_service.fhir.gather import gather_resources
 from cds_service.jsonio import dumps_bytes
 from cds_service.knowledge.cards import to_cds_response
 from cds_service.knowledge.engine import apply_service
 from cds_service.knowledge.loader import load_knowledge
+from cds_service.knowledge.record import PatientRecord
+from cds_service.pipeline import decide, hook_context
+from cds_service.protocol.drafts import read_draft_orders
 from cds_service.protocol.models import HookRequest
+from cds_service.protocol.validation import check_prefetch_bundles
 from cds_service.settings import DEFAULT_KNOWLEDGE_DIR
 
 from .workload import HOOKS, SERVICES, make_request
@@ -53,7 +51,6 @@ IDS = [f"{hook}-{size}" for size, hook in CASES]
 
 @pytest.fixture(scope="module")
 def knowledge():
-    warm_up_models()
     return load_knowledge(DEFAULT_KNOWLEDGE_DIR)
 
 
@@ -98,7 +95,7 @@ def test_validate(benchmark, case):
 
     def validate():
         request = HookRequest.from_json(body, expected_hook=service.hook)
-        _check_prefetch_bundles(request.prefetch, service.prefetch)
+        check_prefetch_bundles(request.prefetch, service.prefetch)
 
     benchmark.pedantic(validate, **_rounds(size))
 
@@ -107,43 +104,38 @@ def test_record(benchmark, case, client):
     size, hook, raw, service = case
     _info(benchmark, "record", size, hook)
     request = _parsed(raw, service)
-    benchmark.pedantic(gather_record, args=(request, service, client), **_rounds(size))
+    benchmark.pedantic(gather_resources, args=(request, service.prefetch, client), **_rounds(size))
+
+
+def _read(request, service, client, knowledge):
+    record = PatientRecord.read(gather_resources(request, service.prefetch, client), knowledge.reader, request.patient_id)
+    return record, read_draft_orders(request, knowledge.reader, record.resolve)
 
 
 def test_fhir(benchmark, case, client, knowledge):
     size, hook, raw, service = case
     _info(benchmark, "fhir", size, hook)
     request = _parsed(raw, service)
-    inputs = service.inputs()
+    resources = gather_resources(request, service.prefetch, client)
 
-    def setup():
-        clear_validation_cache()
-        return (gather_record(request, service, client),), {}
+    def read():
+        record = PatientRecord.read(resources, knowledge.reader, request.patient_id)
+        read_draft_orders(request, knowledge.reader, record.resolve)
 
-    def select_all(record):
-        for requirement in inputs:
-            record.input(requirement, knowledge.terminology)
-
-    benchmark.pedantic(select_all, setup=setup, rounds=_rounds(size)["rounds"], warmup_rounds=1)
+    benchmark.pedantic(read, **_rounds(size))
 
 
 def test_engine(benchmark, case, client, knowledge):
     size, hook, raw, service = case
     _info(benchmark, "engine", size, hook)
     request = _parsed(raw, service)
-    context = hook_context(request)
     now = datetime.now(timezone.utc)
-    inputs = service.inputs()
 
     def setup():
-        record = gather_record(request, service, client)
-        for requirement in inputs:  # validation paid here, outside the timing
-            record.input(requirement, knowledge.terminology)
-        record.valid_resources(context.draft_orders)
-        record._inputs.clear()  # selections are recomputed (cheap), validity stays cached
-        return (record,), {}
+        record, drafts = _read(request, service, client, knowledge)  # reading paid here, outside the timing
+        return (record, hook_context(request, drafts)), {}
 
-    benchmark.pedantic(lambda record: apply_service(knowledge, service, record, context, now), setup=setup,
+    benchmark.pedantic(lambda record, context: apply_service(knowledge, service, record, context, now), setup=setup,
                        rounds=_rounds(size)["rounds"], warmup_rounds=1)
 
 
@@ -151,8 +143,8 @@ def test_cards(benchmark, case, client, knowledge):
     size, hook, raw, service = case
     _info(benchmark, "cards", size, hook)
     request = _parsed(raw, service)
-    record = gather_record(request, service, client)
-    result = apply_service(knowledge, service, record, hook_context(request), datetime.now(timezone.utc))
+    record, drafts = _read(request, service, client, knowledge)
+    result = apply_service(knowledge, service, record, hook_context(request, drafts), datetime.now(timezone.utc))
     benchmark.pedantic(lambda: dumps_bytes(to_cds_response(result.cards, request.hook_instance)), rounds=200, iterations=1)
 
 
@@ -161,10 +153,8 @@ def _pipeline(raw, service, client, knowledge):
 
     def pipeline():
         request = HookRequest.from_json(orjson.loads(raw), expected_hook=service.hook)
-        _check_prefetch_bundles(request.prefetch, service.prefetch)
-        record = gather_record(request, service, client)
-        result = apply_service(knowledge, service, record, hook_context(request), now)
-        return dumps_bytes(to_cds_response(result.cards, request.hook_instance))
+        decision = decide(knowledge, service, request, client, now)
+        return dumps_bytes(decision.response(request.hook_instance))
 
     return pipeline
 
@@ -172,13 +162,7 @@ def _pipeline(raw, service, client, knowledge):
 def test_pipeline(benchmark, case, client, knowledge):
     size, hook, raw, service = case
     _info(benchmark, "pipeline", size, hook)
-    pipeline = _pipeline(raw, service, client, knowledge)
-
-    def setup():
-        clear_validation_cache()  # a chart never seen before
-        return (), {}
-
-    benchmark.pedantic(pipeline, setup=setup, rounds=_rounds(size)["rounds"], warmup_rounds=1)
+    benchmark.pedantic(_pipeline(raw, service, client, knowledge), **_rounds(size))
 
 
 def test_pipeline_repeat(benchmark, case, client, knowledge):

@@ -10,7 +10,8 @@ such orders into silent "all clear" answers. The reader instead:
   from its FHIRPath expressions and the functions that read resources), of the resource types
   it uses, and leaves every other element and type alone;
 - accepts the known shape deviations (``versions.py``) and returns R4-shaped JSON, so FHIRPath
-  and the functions see one shape;
+  and the functions see one shape (a resource already valid R4 in every element read is used
+  as it came: ``fast_path.py``; one that needs repair is copied, with only the elements read);
 - checks every value it reads against its R4 type (a date is a date, a decimal a number, a
   code one of the codes a required binding allows, an id an id) and drops that element, not
   the resource, when it fails;
@@ -25,7 +26,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import versions
 from .definitions import ElementDefinition, UnknownType, elements_of, is_resource_type
@@ -85,9 +86,8 @@ class ReadProblem:
         return f"{where} {self.element or '(resource)'}: {self.issue}"
 
 
-@dataclass(frozen=True, slots=True)
-class ReadResult:
-    resource: dict[str, Any] | None  # R4-shaped, only the elements read; None: not read
+class ReadResult(NamedTuple):  # a NamedTuple: made once per resource, on the hot path
+    resource: dict[str, Any] | None  # R4-shaped (repaired copies hold only the elements read); None: not read
     problems: tuple[ReadProblem, ...]
     source_type: str | None = None  # the resourceType as sent, when valid and renamed (MedicationOrder)
 
@@ -140,10 +140,10 @@ class ResourceReader:
         if not isinstance(raw, Mapping):
             return ReadResult(None, (ReadProblem("(unknown)", None, "", "not a JSON object"),))
         sent_type = raw.get("resourceType")
-        if type(sent_type) is str and sent_type in self.resource_types:
-            fast = self._fast.read(raw, sent_type)
-            if fast is not None:
-                return ReadResult(fast, ())
+        if type(sent_type) is str and sent_type in self.resource_types and self._fast.accepts(raw, sent_type):
+            # Valid R4 in every element read: used as it came (FHIRPath and the functions read
+            # only those elements, so the rest of it is never looked at).
+            return ReadResult(raw if type(raw) is dict else dict(raw), ())
         resource_id = raw.get("id")
         valid_id = resource_id if isinstance(resource_id, str) and _ID.fullmatch(resource_id) else None
         if not isinstance(sent_type, str) or not _TYPE_NAME.fullmatch(sent_type):
