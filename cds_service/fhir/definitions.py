@@ -14,7 +14,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from fhir.resources.R4B import get_fhir_model_class
 
@@ -54,7 +54,7 @@ class UnknownType(LookupError):
     """Not a FHIR R4 resource or data type."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def elements_of(type_name: str) -> Mapping[str, ElementDefinition]:
     """The elements of an R4 resource, data type or backbone element, by JSON name."""
     try:
@@ -71,7 +71,8 @@ def elements_of(type_name: str) -> Mapping[str, ElementDefinition]:
         enum = extra.get("enum_values")
         # "amended +" in the models means "amended and its child codes" (corrected): not a closed list.
         closed = element_type == "code" and isinstance(enum, list) and "+" not in enum
-        codes = _FULL_CODES.get((type_name, name)) or (frozenset(enum) if closed else None)
+        enum = enum if isinstance(enum, list) else []
+        codes = _FULL_CODES.get((type_name, name)) or (frozenset(str(code) for code in enum) if closed else None)
         choice = extra.get("one_of_many")
         elements[name] = ElementDefinition(name, element_type, is_list, choice if isinstance(choice, str) else None, codes)
     return elements
@@ -84,7 +85,7 @@ def is_resource_type(type_name: str) -> bool:
         return False
 
 
-@lru_cache(maxsize=None)
+@cache
 def _is_resource(type_name: str) -> bool:
     model = get_fhir_model_class(type_name)
     return any(base.__name__ in ("Resource", "DomainResource") for base in model.__mro__[1:])

@@ -11,7 +11,7 @@ chosen) is neither: there is nothing to check.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,7 @@ def read_draft_orders(
     # A draft with nothing picked yet is not an order to judge (the sandbox's Rx View opens so).
     raw_drafts = tuple(raw for raw in request.draft_orders if _ordered_item_keys(raw))
     results = [reader.read(raw) for raw in raw_drafts]
-    chosen = range(len(raw_drafts))
+    chosen: Sequence[int] = range(len(raw_drafts))
     if request.hook == "order-select":
         wanted = set(request.selections)
         picked = [index for index, raw in enumerate(raw_drafts) if f"{raw.get('resourceType')}/{raw.get('id')}" in wanted]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +51,13 @@ def patient_view_request(bundle: dict[str, Any], templates: dict[str, str]) -> t
 
 
 def _chart_clock(resources: list[dict[str, Any]]) -> datetime:
-    latest = datetime(1900, 1, 1, tzinfo=timezone.utc)
+    latest = datetime(1900, 1, 1, tzinfo=UTC)
     for resource in resources:
         for key in _DATE_KEYS:
             value = resource.get(key)
             if isinstance(value, str) and _DATE.fullmatch(value):
                 moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-                moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+                moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
                 latest = max(latest, moment)
     return latest + timedelta(days=1)
 
