@@ -6,8 +6,9 @@ they were at the fixture's clock.
 
 from __future__ import annotations
 
-import copy
 import atexit
+import copy
+import json
 import os
 import shutil
 import socket
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,40 @@ def test_hook_call_fetching_from_a_real_fhir_server(service_url: str) -> None:
     assert [(c["source"]["topic"]["code"], c["indicator"]) for c in cards] == [("maintenance-overdue", "warning")]
     assert "92 days ago" in cards[0]["summary"]
     assert len(fhir.requests) >= 5  # one query per prefetch key, plus pages
+
+
+DSTU2_TYPES = ("Patient", "Condition", "Observation", "MedicationOrder", "MedicationAdministration", "Procedure", "DiagnosticOrder")
+
+
+def test_a_dstu2_fhir_server_is_asked_in_its_own_names_over_http(service_url: str) -> None:
+    # The sandbox's DSTU2 mode: the chart lives on a DSTU2 server, here with an active DSTU2
+    # MedicationOrder for folic acid that no prefetch carries.
+    capture = json.loads((ROOT / "fhir_fixtures" / "real-clients" / "cds-hooks-sandbox" / "dstu2-patient-view.json").read_text())
+    body = capture["request"]
+    days = (datetime.now(timezone.utc).date() - date(2026, 12, 1)).days
+    body = roll_dates(body, days)
+    resources = resources_from_prefetch(body.pop("prefetch"))
+    resources.append({
+        "resourceType": "MedicationOrder", "id": "p2-folic", "status": "active", "patient": {"reference": "Patient/p2"},
+        "dateWritten": roll_dates({"d": "2026-11-20"}, days)["d"],
+        "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "310410"}]},
+        "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnits": "d"}},
+                               "doseQuantity": {"value": 1, "unit": "tablet"}}],
+    })
+    url = f"{service_url}/cds-services/b12-neuropathy-patient-view"
+    with serve_fhir(resources, fhir_version="1.0.2", types=DSTU2_TYPES) as fhir:
+        body["fhirServer"] = fhir.base
+        responses_ = [requests.post(url, json=body, headers=auth_headers(url), timeout=20) for _ in range(3)]
+    for response in responses_:
+        assert response.status_code == 200, response.text
+        cards = {(c["source"]["topic"]["code"], c["indicator"]) for c in response.json()["cards"]}
+        assert ("folate-without-b12", "warning") in cards  # the DSTU2 order was fetched and read
+        assert ("start-b12-replacement", "critical") in cards
+        assert "extension" not in response.json()
+    asked = [request.split("/fhir/", 1)[1].split("?")[0] for request in fhir.requests]
+    assert {"MedicationOrder", "DiagnosticOrder"} <= set(asked)
+    assert "MedicationRequest" not in asked and "ServiceRequest" not in asked
+    assert 1 <= asked.count("metadata") <= 2  # once per worker (two workers), then remembered
 
 
 def test_fhir_server_down_is_412_over_http(service_url: str) -> None:

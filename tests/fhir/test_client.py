@@ -492,3 +492,49 @@ def test_error_message_names_resource_type_and_reason():
     err = FhirFetchError("http-5xx", "Observation", "HTTP 503")
     assert err.reason == "http-5xx"
     assert "Observation" in str(err) and "http-5xx" in str(err)
+
+
+# --- the server's FHIR version ------------------------------------------------------------
+
+
+def test_queries_are_renamed_for_a_dstu2_server_whose_metadata_is_read_once(rsps: responses.RequestsMock) -> None:
+    rsps.get(f"{BASE}/metadata", json={"resourceType": "Conformance", "fhirVersion": "1.0.2"})
+    rsps.get(f"{BASE}/MedicationOrder", json=bundle([{"resourceType": "MedicationOrder", "id": "m1"}]))
+    rsps.get(f"{BASE}/DiagnosticOrder", json=bundle([]))
+    rsps.get(f"{BASE}/Condition", json=bundle([]))
+    client = FhirClient()
+    queries = {"meds": f"MedicationRequest?patient={PATIENT_ID}", "labs": f"ServiceRequest?patient={PATIENT_ID}",
+               "conditions": f"Condition?patient={PATIENT_ID}"}
+    for _ in range(2):
+        results = client.fetch_many(BASE, queries, TOKEN, in_server_release=True)
+        assert results["meds"] == [{"resourceType": "MedicationOrder", "id": "m1"}]
+        assert results["labs"] == [] and results["conditions"] == []
+    paths = [call.request.path_url.split("?")[0].rsplit("/", 1)[1] for call in rsps.calls]
+    assert paths.count("metadata") == 1  # remembered for the second call
+    assert "MedicationRequest" not in paths and "ServiceRequest" not in paths
+
+
+@pytest.mark.parametrize("declared, renamed", [("3.0.1", "ProcedureRequest"), ("4.0.1", "ServiceRequest"), ("5.0.0", "ServiceRequest")])
+def test_an_stu3_server_gets_procedure_requests_and_r4_or_later_the_r4_names(
+    rsps: responses.RequestsMock, declared: str, renamed: str
+) -> None:
+    rsps.get(f"{BASE}/metadata", json={"resourceType": "CapabilityStatement", "fhirVersion": declared})
+    rsps.get(f"{BASE}/{renamed}", json=bundle([]))
+    assert FhirClient().fetch_many(BASE, {"labs": "ServiceRequest?patient=1"}, TOKEN, in_server_release=True) == {"labs": []}
+
+
+def test_unreadable_metadata_means_r4_and_is_asked_again_later(rsps: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch) -> None:
+    rsps.get(f"{BASE}/metadata", status=500)
+    rsps.get(f"{BASE}/MedicationRequest", json=bundle([]))
+    client = FhirClient()
+    assert client.fetch_many(BASE, {"meds": "MedicationRequest?patient=1"}, TOKEN, in_server_release=True) == {"meds": []}
+    assert client.fetch_many(BASE, {"meds": "MedicationRequest?patient=1"}, TOKEN, in_server_release=True) == {"meds": []}
+    metadata_calls = [call for call in rsps.calls if call.request.path_url.endswith("/metadata")]
+    assert len(metadata_calls) == 1  # within the retry minute: not asked again
+    import cds_service.fhir.client as client_module
+
+    monkeypatch.setattr(client_module, "_RELEASE_RETRY", -1.0)  # as if each minute had passed
+    other = FhirClient()
+    for _ in range(2):
+        other.fetch_many(BASE, {"meds": "MedicationRequest?patient=1"}, TOKEN, in_server_release=True)
+    assert len([call for call in rsps.calls if call.request.path_url.endswith("/metadata")]) == 3

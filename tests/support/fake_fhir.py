@@ -19,10 +19,17 @@ BASE = "https://ehr.example.org/fhir"
 
 
 class FakeFhirServer:
-    def __init__(self, resources: Iterable[Mapping[str, Any]], base: str = BASE, token: str | None = None, page_size: int = 2) -> None:
+    def __init__(
+        self, resources: Iterable[Mapping[str, Any]], base: str = BASE, token: str | None = None, page_size: int = 2,
+        fhir_version: str | None = None, types: Iterable[str] | None = None,
+    ) -> None:
+        """``fhir_version``: answer ``/metadata`` with it (a DSTU2 "1.0.2" server sends a
+        Conformance); ``types``: the only resource types the server knows (others are 404)."""
         self.base = base.rstrip("/")
         self.token = token
         self.page_size = page_size
+        self.fhir_version = fhir_version
+        self.types = set(types) if types is not None else None
         self.by_type: dict[str, list[Mapping[str, Any]]] = {}
         for resource in resources:
             self.by_type.setdefault(resource["resourceType"], []).append(resource)
@@ -38,6 +45,11 @@ class FakeFhirServer:
             return 401, {}, json.dumps({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "login"}]})
         parts = urlsplit(request.url)
         path = parts.path[len(urlsplit(self.base).path):].strip("/").split("/")
+        if path == ["metadata"] and self.fhir_version:
+            kind = "Conformance" if self.fhir_version.startswith("1.") else "CapabilityStatement"
+            return 200, {"Content-Type": "application/fhir+json"}, json.dumps({"resourceType": kind, "fhirVersion": self.fhir_version})
+        if self.types is not None and path[0] not in self.types:
+            return 404, {}, json.dumps({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-supported"}]})
         if len(path) == 2:
             return self._read(*path)
         return self._search(path[0], {k: v[0] for k, v in parse_qs(parts.query).items()})

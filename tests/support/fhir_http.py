@@ -18,7 +18,7 @@ class _Request:
 
 
 @contextmanager
-def serve_fhir(resources: Iterable[Mapping[str, Any]], token: str | None = None) -> Iterator[FakeFhirServer]:
+def serve_fhir(resources: Iterable[Mapping[str, Any]], token: str | None = None, **server: Any) -> Iterator[FakeFhirServer]:
     holder: dict[str, FakeFhirServer] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -36,7 +36,7 @@ def serve_fhir(resources: Iterable[Mapping[str, Any]], token: str | None = None)
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    holder["server"] = FakeFhirServer(resources, base=f"http://127.0.0.1:{httpd.server_port}/fhir", token=token)
+    holder["server"] = FakeFhirServer(resources, base=f"http://127.0.0.1:{httpd.server_port}/fhir", token=token, **server)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
