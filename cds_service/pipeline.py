@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 # CDS Hooks response extension (reverse-DNS key) listing what could not be read (docs/unreadable-data.md).
 UNREADABLE_EXTENSION = "org.example.b12cds.unreadable"
-_LOGGED_PROBLEMS_MAX = 20  # per call; the response lists them all
+_LOGGED_PROBLEMS_MAX = 20  # per call, in the log line
+_LISTED_PROBLEMS_MAX = 1000  # per call, in the response; beyond it one last item gives the count
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,11 @@ class Decision:
     def response(self, hook_instance: str) -> dict[str, Any]:
         body = to_cds_response(self.cards, hook_instance)
         if self.unreadable:
-            body["extension"] = {UNREADABLE_EXTENSION: [problem.to_json() for problem in self.unreadable]}
+            listed = [problem.to_json() for problem in self.unreadable[:_LISTED_PROBLEMS_MAX]]
+            more = len(self.unreadable) - _LISTED_PROBLEMS_MAX
+            if more > 0:
+                listed.append({"resourceType": "(more)", "issue": f"{more} more unreadable element(s) or resource(s) not listed"})
+            body["extension"] = {UNREADABLE_EXTENSION: listed}
         return body
 
 

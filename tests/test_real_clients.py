@@ -118,3 +118,16 @@ def test_an_order_the_sandbox_sends_with_an_unreadable_medication_is_not_an_all_
         "resourceType": "MedicationRequest", "id": "request-123",
         "element": "medicationCodeableConcept.coding[0].code", "issue": "not a valid code",
     }]
+
+
+def test_thousands_of_unreadable_elements_are_counted_not_all_listed(client, issuer: FakeIssuer) -> None:
+    body = capture("patient-view.json")["request"]
+    bad = [{"resourceType": "Observation", "id": f"o{i}", "status": "final", "effectiveDateTime": "yesterday",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2132-9"}]}} for i in range(1500)]
+    body["prefetch"]["observations"]["entry"] += [{"resource": r} for r in bad]
+    path = "/cds-services/b12-neuropathy-patient-view"
+    response = client.post(path, json=body, headers=issuer.headers(f"http://localhost{path}"))
+    assert response.status_code == 200
+    listed = response.get_json()["extension"]["org.example.b12cds.unreadable"]
+    assert len(listed) == 1001
+    assert listed[-1] == {"resourceType": "(more)", "issue": "500 more unreadable element(s) or resource(s) not listed"}

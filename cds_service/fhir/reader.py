@@ -248,6 +248,10 @@ class _Context:
         return self.complex(value, definition.type, path)
 
     def contained(self, value: Any, path: str) -> Any:
+        if isinstance(value, Mapping) and "contained" in value:
+            # FHIR: a contained resource never contains others (and unbounded nesting would recurse).
+            self.problem(f"{path}.contained", "a contained resource cannot contain resources")
+            value = {key: item for key, item in value.items() if key != "contained"}
         result = self.reader.read(value)
         for problem in result.problems:
             element = f"{path}.{problem.element}" if problem.element else path

@@ -305,6 +305,8 @@ class _Evaluation:
         return fired[:1], trace
 
     def _conditions_hold(self, conditions: Sequence[Expression], scope: _Scope, traces: list[ExpressionTrace]) -> bool:
+        if not self.explain:
+            return all(self._holds(condition, scope) for condition in conditions)
         for index, condition in enumerate(conditions):
             value, error = self.evaluate(condition, scope)
             holds = error is None and is_true(value)
@@ -314,6 +316,20 @@ class _Evaluation:
                 if not self.explain:
                     return False
                 return self._trace_rest(conditions[index + 1:], scope, traces, index + 1)
+        return True
+
+    def _holds(self, condition: Expression, scope: _Scope) -> bool:
+        """Whether the condition is exactly true. ``A and B and C`` is true only when each operand
+        is, so the operands are evaluated in order and the first that is not true ends it: the
+        same answer, without computing what a false operand makes moot (explain computes all)."""
+        parts = condition.compiled.conjuncts
+        if not parts:
+            value, error = self.evaluate(condition, scope)
+            return error is None and is_true(value)
+        for part in parts:
+            value, error = self.evaluate(Expression(condition.name, part, condition.location), scope)
+            if error is not None or not is_true(value):
+                return False
         return True
 
     def _trace_rest(self, conditions: Sequence[Expression], scope: _Scope, traces: list[ExpressionTrace], offset: int) -> bool:

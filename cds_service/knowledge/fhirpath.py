@@ -94,6 +94,8 @@ class CompiledExpression:
     source: str
     _parsed: Any = field(repr=False, compare=False)
     _run: Closure | None = field(default=None, repr=False, compare=False)  # None: fhirpathpy's interpreter
+    # The operands of a top-level ``and`` chain (``A and B and C`` -> A, B, C); empty when there is none.
+    conjuncts: tuple[CompiledExpression, ...] = field(default=(), repr=False, compare=False)
 
     def evaluate(
         self,
@@ -151,7 +153,18 @@ def compile_expression(source: str) -> CompiledExpression:
         raise FhirPathSyntaxError(f"cannot parse FHIRPath {source!r}: {type(exc).__name__}") from None
     parsed = ast.parentStack[0]
     _fold_constants(parsed)
-    return CompiledExpression(source=source, _parsed=parsed, _run=compile_closure(parsed["children"][0]))
+    parts = _and_operands(parsed["children"][0])
+    conjuncts = tuple(
+        CompiledExpression(source=f"{source} (operand {index + 1} of and)", _parsed={"children": [part]}, _run=compile_closure(part))
+        for index, part in enumerate(parts)
+    ) if len(parts) > 1 else ()
+    return CompiledExpression(source=source, _parsed=parsed, _run=compile_closure(parsed["children"][0]), conjuncts=conjuncts)
+
+
+def _and_operands(node: dict[str, Any]) -> list[dict[str, Any]]:
+    if node.get("type") == "AndExpression" and len(node.get("children") or []) == 2:
+        return _and_operands(node["children"][0]) + _and_operands(node["children"][1])
+    return [node]
 
 
 

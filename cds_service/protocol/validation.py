@@ -18,6 +18,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from importlib.resources import files
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
@@ -48,7 +49,17 @@ def _load(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
 
 
+def _load_fast(name: str) -> Any:
+    """The same schema compiled by jsonschema-rs: it answers "valid?" in C (about 5 us for a
+    100-resource request where the Python validator takes about 0.5 ms); only a request it
+    refuses goes through the Python validator, whose errors name the field. A differential test
+    (tests/protocol/test_request_validation.py) holds both to the same verdict."""
+    text = (files(__package__) / "schemas" / name).read_text(encoding="utf-8")
+    return jsonschema_rs.validator_for(json.loads(text), validate_formats=True)
+
+
 _HOOK_REQUEST = _load("hook-request.schema.json")
+_HOOK_REQUEST_FAST = _load_fast("hook-request.schema.json")
 _HOOK_RESPONSE = _load("hook-response.schema.json")
 _DISCOVERY_RESPONSE = _load("discovery-response.schema.json")
 _FEEDBACK_REQUEST = _load("feedback-request.schema.json")
@@ -79,6 +90,8 @@ def validate_hook_request(body: object, expected_hook: str | None = None) -> Non
     if expected_hook is not None and isinstance(hook, str) and hook != expected_hook:
         shown = _clip(_scrub(hook, secret, always=True), _MAX_HOOK_CHARS)  # scrub first: clipping could split the token
         raise RequestValidationError("hook", f"this service answers '{expected_hook}', not '{shown}'")
+    if _HOOK_REQUEST_FAST.is_valid(body):
+        return
     _raise_best(_HOOK_REQUEST, body, secret)
 
 

@@ -330,3 +330,15 @@ def test_the_reader_never_raises_and_its_output_only_holds_checked_values(body: 
         again = READER.read(result.resource)
         assert again.problems == ()
         assert again.resource == result.resource
+
+
+def test_contained_resources_cannot_nest_however_deep_they_are_sent() -> None:
+    deepest: dict[str, Any] = {"resourceType": "Medication", "id": "m0"}
+    for level in range(1, 400):  # about 800 JSON levels: under orjson's limit, over Python's recursion limit if followed
+        deepest = {"resourceType": "Medication", "id": f"m{level}", "contained": [deepest]}
+    draft = dict(r4_folic_acid_order(), contained=[deepest])
+    resource, problems = read(draft)
+    assert resource is not None and resource["contained"][0]["id"] == "m399"
+    assert "contained" not in resource["contained"][0]
+    assert problems == [{"resourceType": "MedicationRequest", "id": "order-123", "element": "contained[0].contained",
+                         "issue": "a contained resource cannot contain resources"}]

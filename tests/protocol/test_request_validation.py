@@ -680,3 +680,40 @@ def test_second_feedback_item_is_checked_too() -> None:
     body["feedback"][1]["card"] = ""
     error = feedback_error(body)
     assert (error.field, error.message) == ("feedback.1.card", "must not be empty")
+
+
+# --- the fast verdict (jsonschema-rs) and the Python validator agree -----------------------------
+
+
+def _python_verdict(body: object) -> bool:
+    from cds_service.protocol.validation import _HOOK_REQUEST
+
+    return isinstance(body, dict) and not any(True for _ in _HOOK_REQUEST.iter_errors(body))
+
+
+def test_the_fast_and_the_python_validator_agree_on_every_realistic_and_mutated_request() -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from cds_service.protocol.validation import _HOOK_REQUEST_FAST
+
+    from ..api.test_fuzz import mutated, versioned
+
+    seen = {"valid": 0, "invalid": 0}
+
+    @settings(max_examples=1500, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=mutated("hook requests") | versioned().map(lambda body: (body, "application/json")))
+    def agree(case: tuple[bytes, str]) -> None:
+        try:
+            body = json.loads(case[0])
+        except (ValueError, RecursionError):
+            return
+        if not isinstance(body, dict):
+            return
+        python = _python_verdict(body)
+        seen["valid" if python else "invalid"] += 1
+        assert _HOOK_REQUEST_FAST.is_valid(body) == python, json.dumps(body)[:500]
+
+    agree()
+    assert seen["valid"] > 100 and seen["invalid"] > 100  # both verdicts were exercised
