@@ -19,19 +19,18 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from .definitions import ElementDefinition
+from .patterns import CODE, ID, REFERENCE, TIME, ZONE
 
 _MONTH = r"(?:0[1-9]|1[0-2])"
 # Month and day of a real calendar date. 29 February is left to the lenient path, which knows leap years.
 _MONTH_DAY = r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
-_TIME = r"(?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d+)?"
-_ZONE = r"(?:Z|[+-](?:(?:0\d|1[0-3]):[0-5]\d|14:00))"
 PATTERNS: Mapping[str, str] = {
     "date": rf"^\d{{4}}(?:-{_MONTH}|-{_MONTH_DAY})?$",
-    "dateTime": rf"^\d{{4}}(?:-{_MONTH}|-{_MONTH_DAY}(?:T{_TIME}{_ZONE})?)?$",
-    "instant": rf"^\d{{4}}-{_MONTH_DAY}T{_TIME}{_ZONE}$",
-    "time": rf"^{_TIME}$",
-    "code": r"^[^\s]+( [^\s]+)*$",
-    "id": r"^[A-Za-z0-9\-.]{1,64}$",
+    "dateTime": rf"^\d{{4}}(?:-{_MONTH}|-{_MONTH_DAY}(?:T{TIME}{ZONE})?)?$",
+    "instant": rf"^\d{{4}}-{_MONTH_DAY}T{TIME}{ZONE}$",
+    "time": rf"^{TIME}$",
+    "code": rf"^{CODE}$",
+    "id": rf"^{ID}$",
     "uri": r"^\S+$", "url": r"^\S+$", "canonical": r"^\S+$", "oid": r"^\S+$", "uuid": r"^\S+$",
 }
 # string, markdown: not empty (a length check runs in C; a pattern would call Python's re)
@@ -91,6 +90,8 @@ class FastPath:
                 fields.append((key, _DECLINE, msgspec.UNSET))
                 continue
             element_type = self._element_type(definition)
+            if type_name == "Reference" and key == "reference":
+                element_type = Annotated[str, msgspec.Meta(pattern=f"^(?:{REFERENCE})$")]
             fields.append((key, list[element_type] if definition.is_list else element_type, msgspec.UNSET))  # type: ignore[valid-type]
             if definition.choice is not None:
                 choices.setdefault(definition.choice, []).append(key)

@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple
 
-from . import versions
+from . import patterns, versions
 from .definitions import ElementDefinition, UnknownType, elements_of, is_resource_type
 from .fast_path import FastPath
 
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_ID = re.compile(patterns.ID)
 _TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}")
-_CODE = re.compile(r"[^\s]+( [^\s]+)*")
+_CODE = re.compile(patterns.CODE)
 _NO_SPACE = re.compile(r"\S+")
 _DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 _DATETIME = re.compile(
@@ -44,7 +44,8 @@ _DATETIME = re.compile(
 _INSTANT = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T([01]\d|2[0-3]):([0-5]\d):([0-5]\d|60)(\.\d+)?(Z|[+-](?:(?:0\d|1[0-3]):[0-5]\d|14:00))"
 )
-_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?")
+_TIME = re.compile(patterns.TIME)
+_REFERENCE = re.compile(patterns.REFERENCE)
 
 # What a draft order is an order *of*: present but unreadable means it cannot be checked.
 ORDERED_ITEM: Mapping[str, str] = {"MedicationRequest": "medication", "ServiceRequest": "code"}
@@ -231,6 +232,8 @@ class _Context:
     def single(self, value: Any, definition: ElementDefinition, owner: str, path: str) -> Any:
         if definition.is_primitive:
             issue = _primitive_problem(value, definition)
+            if issue is None and owner == "Reference" and definition.name == "reference" and not _REFERENCE.fullmatch(value):
+                issue = "not a valid reference (Type/id, an absolute URL or #id)"
             if issue is None:
                 return value
             self.problem(path, issue)

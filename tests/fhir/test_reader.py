@@ -342,3 +342,18 @@ def test_contained_resources_cannot_nest_however_deep_they_are_sent() -> None:
     assert "contained" not in resource["contained"][0]
     assert problems == [{"resourceType": "MedicationRequest", "id": "order-123", "element": "contained[0].contained",
                          "issue": "a contained resource cannot contain resources"}]
+
+
+@pytest.mark.parametrize("reference, readable", [
+    ("Patient/p2", True), ("Patient/p2/_history/3", True), ("urn:uuid:9e8ba712-5bbf-4e3c-8946-b66032309cfc", True),
+    ("https://ehr.example/fhir/Patient/1", True), ("#m1", True),
+    ("p2", False), ("Patient/", False), ("patient/p2", False), ("Patient/p 2", False), ("", False),
+])
+def test_references_are_checked(reference: str, readable: bool) -> None:
+    resource, problems = read(b12(subject={"reference": reference}))
+    assert resource is not None
+    if readable:
+        assert problems == [] and resource["subject"] == {"reference": reference}
+    else:
+        assert [p["element"] for p in problems] == ["subject.reference"]
+        assert READER._fast.accepts(b12(subject={"reference": reference}), "Observation") is False
