@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -57,13 +58,13 @@ def call_service(service_id: str) -> Any:
     except RequestValidationError as exc:
         return exc.to_json(), 400
     except DataUnavailable as exc:
-        logger.warning("service %s hookInstance %s: 412, data unavailable for %s", service.id, hook_request.hook_instance, sorted(exc.problems))
+        logger.warning("service %s hookInstance %s: 412, data unavailable for %s", service.id, _loggable(hook_request.hook_instance), sorted(exc.problems))
         response = json_error(412, "precondition_failed", "data the recommendations need could not be obtained from prefetch or the FHIR server")
         response[0]["prefetch"] = exc.problems
         return response
     logger.info(
         "service %s hookInstance %s: %d card(s) %s, %d unreadable, in %.1f ms",
-        service.id, hook_request.hook_instance, len(decision.cards), [card.recommendation.id for card in decision.cards],
+        service.id, _loggable(hook_request.hook_instance), len(decision.cards), [card.recommendation.id for card in decision.cards],
         len(decision.unreadable), (time.perf_counter() - started) * 1000,
     )
     return decision.response(hook_request.hook_instance)
@@ -81,8 +82,16 @@ def feedback(service_id: str) -> Any:
     except RequestValidationError as exc:
         return exc.to_json(), 400
     for item in body["feedback"]:
-        logger.info("feedback for service %s: card %s %s", service_id, item.get("card"), item.get("outcome"))
+        logger.info("feedback for service %s: card %s %s", service_id, _loggable(item.get("card")), _loggable(item.get("outcome")))
     return {}
+
+
+_LOGGABLE = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # UUIDs, outcome codes: nothing that can forge a log line
+
+
+def _loggable(value: object) -> str:
+    """A client's identifier as it may appear in a log: only when it is shaped like one."""
+    return value if isinstance(value, str) and _LOGGABLE.fullmatch(value) else "(not shown: not an identifier)"
 
 
 def _read_json() -> Any:

@@ -185,3 +185,22 @@ def test_hostile_feedback_is_400(client, feedback) -> None:
     response = client.post(f"{SERVICE}/feedback", json=feedback)
     assert response.status_code == 400
     assert response.get_json()["error"] == "invalid_request"
+
+
+def test_client_identifiers_reach_the_log_only_when_shaped_like_identifiers(knowledge, caplog: pytest.LogCaptureFixture) -> None:
+    from cds_service.app import create_app
+
+    from ..security.issuer import insecure_settings
+    from ..support.scenarios import load_scenarios
+
+    scenario = next(s for s in load_scenarios() if s.name == "folate-without-b12/b12-199-positive")
+    client = create_app(insecure_settings(), knowledge=knowledge, clock=lambda: scenario.now).test_client()
+    body = dict(scenario.request, hookInstance="x\n2026-12-01 INFO forged line ZZMARKERZZ")
+    caplog.set_level("INFO")
+    assert client.post("/cds-services/b12-neuropathy-order-select", json=body).status_code == 200
+    feedback = {"feedback": [{"card": "y\nforged ZZMARKERZZ", "outcome": "accepted", "outcomeTimestamp": "2026-06-01T12:00:00Z",
+                              "acceptedSuggestions": [{"id": "a"}]}]}
+    client.post("/cds-services/b12-neuropathy-order-select/feedback", json=feedback)
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "ZZMARKERZZ" not in logged
+    assert "(not shown: not an identifier)" in logged
