@@ -21,10 +21,8 @@ Stages, in the order a hook call runs them (``cds_service/api/hooks.py``):
 
 from __future__ import annotations
 
-
 import os
 from datetime import datetime, timezone
-
 
 import orjson
 import pytest

@@ -693,7 +693,6 @@ def _python_verdict(body: object) -> bool:
 
 def test_the_fast_and_the_python_validator_agree_on_every_realistic_and_mutated_request() -> None:
     from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
 
     from cds_service.protocol.validation import _HOOK_REQUEST_FAST
 
