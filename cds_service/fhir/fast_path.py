@@ -19,19 +19,24 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from .definitions import ElementDefinition
-from .patterns import CODE, ID, REFERENCE, TIME, ZONE
+from . import versions
+from .patterns import CODE, ID, MAX_VALUES, REFERENCE, TIME, ZONE
 
+# msgspec matches patterns with re.search: anchored with ^ and \Z (a $ would let a final newline through).
+# Years 0000, 0001 and 9999 (the edges of what converts to UTC), 29 February, a leap second and
+# more than 9 digits of a second are all left to the lenient path, which checks them fully.
+_YEAR = r"(?!000[01]|9999)\d{4}"
 _MONTH = r"(?:0[1-9]|1[0-2])"
-# Month and day of a real calendar date. 29 February is left to the lenient path, which knows leap years.
 _MONTH_DAY = r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+_FAST_TIME = r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?"
 PATTERNS: Mapping[str, str] = {
-    "date": rf"^\d{{4}}(?:-{_MONTH}|-{_MONTH_DAY})?$",
-    "dateTime": rf"^\d{{4}}(?:-{_MONTH}|-{_MONTH_DAY}(?:T{TIME}{ZONE})?)?$",
-    "instant": rf"^\d{{4}}-{_MONTH_DAY}T{TIME}{ZONE}$",
-    "time": rf"^{TIME}$",
-    "code": rf"^{CODE}$",
-    "id": rf"^{ID}$",
-    "uri": r"^\S+$", "url": r"^\S+$", "canonical": r"^\S+$", "oid": r"^\S+$", "uuid": r"^\S+$",
+    "date": rf"^{_YEAR}(?:-{_MONTH}|-{_MONTH_DAY})?\Z",
+    "dateTime": rf"^{_YEAR}(?:-{_MONTH}|-{_MONTH_DAY}(?:T{_FAST_TIME}{ZONE})?)?\Z",
+    "instant": rf"^{_YEAR}-{_MONTH_DAY}T{_FAST_TIME}{ZONE}\Z",
+    "time": rf"^{TIME}\Z",
+    "code": rf"^{CODE}\Z",
+    "id": rf"^{ID}\Z",
+    "uri": r"^\S+\Z", "url": r"^\S+\Z", "canonical": r"^\S+\Z", "oid": r"^\S+\Z", "uuid": r"^\S+\Z",
 }
 # string, markdown: not empty (a length check runs in C; a pattern would call Python's re)
 _NOT_EMPTY = Annotated[str, msgspec.Meta(min_length=1)]
@@ -86,13 +91,16 @@ class FastPath:
         fields: list[tuple[str, Any, Any]] = []
         choices: dict[str, list[str]] = {}
         for key, definition in plan.items():
-            if key != definition.name or definition.type == "Resource":
+            moved_dose = type_name == "Dosage" and key in versions.DOSAGE_DOSE_ELEMENTS  # STU3: doseAndRate in R4
+            if key != definition.name or definition.type == "Resource" or moved_dose:
                 fields.append((key, _DECLINE, msgspec.UNSET))
                 continue
             element_type = self._element_type(definition)
             if type_name == "Reference" and key == "reference":
-                element_type = Annotated[str, msgspec.Meta(pattern=f"^(?:{REFERENCE})$")]
-            fields.append((key, list[element_type] if definition.is_list else element_type, msgspec.UNSET))  # type: ignore[valid-type]
+                element_type = Annotated[str, msgspec.Meta(pattern=f"^(?:{REFERENCE})\\Z")]
+            if definition.is_list:
+                element_type = Annotated[list[element_type], msgspec.Meta(max_length=MAX_VALUES)]  # type: ignore[valid-type]
+            fields.append((key, element_type, msgspec.UNSET))
             if definition.choice is not None:
                 choices.setdefault(definition.choice, []).append(key)
         if resource:

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+MAX_VALUES = 1000  # items of one list element of one resource: beyond it the element is refused, not walked
+MAX_DATE_CHARS = 64  # a longer date/dateTime/instant is refused (FHIR sets no limit on a second's digits)
+
 ID = r"[A-Za-z0-9\-.]{1,64}"
 CODE = r"[^\s]+( [^\s]+)*"
 TIME = r"(?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d+)?"

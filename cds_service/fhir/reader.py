@@ -25,7 +25,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Any, NamedTuple
 
 from . import patterns, versions
@@ -192,13 +192,13 @@ class _Context:
                 moved_doses.append((key, value))
                 continue
             if definition.name != key:
-                if definition.name in raw:
+                if raw.get(definition.name) is not None:
                     continue  # the R4 name is there too: it wins
             element_path = f"{path}.{definition.name}" if path else definition.name
             read = self.element(value, definition, type_name, element_path)
             if read is not None:
                 out[definition.name] = read
-        if moved_doses and "doseAndRate" not in raw:
+        if moved_doses and raw.get("doseAndRate") is None:
             # DSTU2/STU3 Dosage.doseQuantity -> R4 Dosage.doseAndRate[0].doseQuantity
             out["doseAndRate"] = [self.complex(dict(moved_doses), "DosageDoseAndRate", f"{path}.doseAndRate[0]")]
         self._one_choice_each(out, plan, path)
@@ -219,6 +219,9 @@ class _Context:
     def element(self, value: Any, definition: ElementDefinition, owner: str, path: str) -> Any:
         if definition.is_list:
             items = value if isinstance(value, list) else [value]  # one object where R4 has a list
+            if len(items) > patterns.MAX_VALUES:
+                self.problem(path, f"more than {patterns.MAX_VALUES} values")
+                return None
             read = [self.single(item, definition, owner, f"{path}[{index}]") for index, item in enumerate(items) if item is not None]
             return [item for item in read if item is not None]
         if isinstance(value, list):
@@ -242,9 +245,12 @@ class _Context:
             return self.contained(value, path)
         if isinstance(value, str) and definition.type == "CodeableConcept":
             system = versions.CODE_TO_CONCEPT.get((owner, definition.name))
-            if system is not None and _CODE.fullmatch(value):
+            if system is not None:
                 code = versions.CODES.get((owner, definition.name), {}).get(value, value)
-                return {"coding": [{"system": system, "code": code}]}
+                if code in versions.CONCEPT_CODES[system]:
+                    return {"coding": [{"system": system, "code": code}]}
+                self.problem(path, "not one of the codes FHIR R4 allows here")
+                return None
         if not isinstance(value, Mapping):
             self.problem(path, f"not a {definition.type} object")
             return None
@@ -311,11 +317,20 @@ def _number_problem(value: Any, kind: str) -> str | None:
 def _date_problem(match: re.Match[str] | None, kind: str) -> str | None:
     if match is None:
         return f"not a valid {kind}"
+    if len(match.group(0)) > patterns.MAX_DATE_CHARS:
+        return f"not a valid {kind} (too long)"
     year, month, day = match.group(1), match.group(2), match.group(3)
     try:
         date(int(year), int(month or 1), int(day or 1))
     except ValueError:
         return f"not a valid {kind} (no such day)"
-    if kind == "dateTime" and match.group(4) is not None and match.group(8) is None:
-        return NO_TIME_ZONE
+    if match.re.groups >= 8 and match.group(4) is not None:
+        zone = match.group(8)
+        if kind == "dateTime" and zone is None:
+            return NO_TIME_ZONE
+        try:  # the instant must exist in UTC too (0001-01-01T00:00:00+14:00 does not)
+            text = f"{year}-{month}-{day}T{match.group(4)}:{match.group(5)}:00{(zone or 'Z').replace('Z', '+00:00')}"
+            datetime.fromisoformat(text).astimezone(timezone.utc)
+        except (ValueError, OverflowError):
+            return f"not a valid {kind} (outside the years 1-9999 in UTC)"
     return None

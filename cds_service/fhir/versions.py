@@ -69,6 +69,16 @@ CODE_TO_CONCEPT: Mapping[tuple[str, str], str] = {
     ("Condition", "verificationStatus"): "http://terminology.hl7.org/CodeSystem/condition-ver-status",
 }
 
+# The codes of those R4 code systems (required bindings): a plain code outside them is refused.
+CONCEPT_CODES: Mapping[str, frozenset[str]] = {
+    "http://terminology.hl7.org/CodeSystem/condition-clinical": frozenset(
+        {"active", "recurrence", "relapse", "inactive", "remission", "resolved"}
+    ),
+    "http://terminology.hl7.org/CodeSystem/condition-ver-status": frozenset(
+        {"unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error"}
+    ),
+}
+
 # Codes renamed in R4 in those code systems (DSTU2/STU3 -> R4).
 CODES: Mapping[tuple[str, str], Mapping[str, str]] = {
     ("Condition", "verificationStatus"): {"unknown": "unconfirmed"},

@@ -86,6 +86,8 @@ def daily_dose(request: Mapping[str, Any], product_name: str | None, target_unit
         known += 1
     if known == 0:
         return None
+    if total.adjusted() >= 20:
+        return total.normalize()  # absurdly large (a typo): rounding to 6 places would overflow the context
     return total.quantize(_PRECISION).normalize()
 
 

@@ -71,13 +71,18 @@ ELEMENTS_READ = frozenset(
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+_LEAP_SECOND = re.compile(r"(T\d{2}:\d{2}):60")
+_DATE_CHARS_MAX = 64  # as the reader's limit (fhir/patterns.py)
 
 
 def parse_fhir_datetime(value: Any) -> datetime | None:
     """Parse a FHIR date/dateTime/instant to an aware UTC datetime (partial dates -> start)."""
     if value is None:
         return None
-    return _parse_datetime_text(str(get_data(value)).strip())
+    text = str(get_data(value)).strip()
+    if len(text) > _DATE_CHARS_MAX:
+        return None  # not a date the reader lets through; and never a key of the cache below
+    return _parse_datetime_text(text)
 
 
 @lru_cache(maxsize=8192)
@@ -86,16 +91,21 @@ def _parse_datetime_text(text: str) -> datetime | None:
     match = _DATE_RE.match(text)
     if match:
         year, month, day = match.groups()
-        return datetime(int(year), int(month or 1), int(day or 1), tzinfo=timezone.utc)
+        try:
+            return datetime(int(year), int(month or 1), int(day or 1), tzinfo=timezone.utc)
+        except ValueError:  # year 0000, no such day: the reader refuses these
+            return None
+    # A leap second (valid FHIR, unknown to datetime) is read as the second before it.
+    text = _LEAP_SECOND.sub(r"\1:59", text)
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            # FHIR requires an offset when a time is given; treat a missing one as UTC rather
+            # than failing the whole evaluation on a sloppy timestamp (the reader reports it).
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # the reader refuses these; a date here is never fatal
         return None
-    if parsed.tzinfo is None:
-        # FHIR requires an offset when a time is given; treat a missing one as UTC rather
-        # than failing the whole evaluation on a sloppy timestamp.
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
 
 
 @lru_cache(maxsize=8192)
