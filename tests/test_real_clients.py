@@ -131,3 +131,17 @@ def test_thousands_of_unreadable_elements_are_counted_not_all_listed(client, iss
     listed = response.get_json()["extension"]["org.example.b12cds.unreadable"]
     assert len(listed) == 1001
     assert listed[-1] == {"resourceType": "(more)", "issue": "500 more unreadable element(s) or resource(s) not listed"}
+
+
+def test_selecting_a_draft_with_nothing_picked_judges_no_other_draft(client, issuer: FakeIssuer) -> None:
+    # Rx View: the folic acid draft was signed into the list earlier; the clinician now opens a new,
+    # empty order. Only the selected (empty) draft is this call's order: no card for the other one.
+    body = capture("order-select-folic-acid.json")["request"]
+    empty = capture("order-select-before-a-medication-is-picked.json")["request"]["context"]["draftOrders"]["entry"][0]["resource"]
+    empty = dict(empty, id="request-456")
+    body["context"]["draftOrders"]["entry"].append({"resource": empty})
+    body["context"]["selections"] = ["MedicationRequest/request-456"]
+    path = "/cds-services/b12-neuropathy-order-select"
+    response = client.post(path, json=body, headers=issuer.headers(f"http://localhost{path}"))
+    assert response.status_code == 200
+    assert response.get_json()["cards"] == []

@@ -35,14 +35,16 @@ def read_draft_orders(
     request: HookRequest, reader: ResourceReader, resolve: Callable[[str], Mapping[str, Any] | None]
 ) -> DraftOrders:
     """``resolve`` finds a referenced resource (a Medication) among those the call was given."""
-    # A draft with nothing picked yet is not an order to judge (the sandbox's Rx View opens so).
-    raw_drafts = tuple(raw for raw in request.draft_orders if _ordered_item_keys(raw))
-    results = [reader.read(raw) for raw in raw_drafts]
-    chosen: Sequence[int] = range(len(raw_drafts))
+    all_drafts = request.draft_orders
+    chosen_ids = {id(raw) for raw in all_drafts}
     if request.hook == "order-select":
         wanted = set(request.selections)
-        picked = [index for index, raw in enumerate(raw_drafts) if f"{raw.get('resourceType')}/{raw.get('id')}" in wanted]
-        chosen = picked or chosen  # an EHR whose drafts carry no ids cannot point at them: judge all
+        picked = {id(raw) for raw in all_drafts if f"{raw.get('resourceType')}/{raw.get('id')}" in wanted}
+        chosen_ids = picked or chosen_ids  # an EHR whose drafts carry no ids cannot point at them: judge all
+    # A draft with nothing picked yet is not an order to judge (the sandbox's Rx View opens so).
+    raw_drafts = tuple(raw for raw in all_drafts if _ordered_item_keys(raw))
+    results = [reader.read(raw) for raw in raw_drafts]
+    chosen: Sequence[int] = [index for index, raw in enumerate(raw_drafts) if id(raw) in chosen_ids]
     unreadable = [
         found for index in chosen if (found := _unreadable_order(raw_drafts[index], results[index], resolve)) is not None
     ]
