@@ -51,3 +51,23 @@ def test_serve_refuses_to_start_on_broken_knowledge(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("CDS_KNOWLEDGE_DIR", str(tmp_path))
     assert main(["serve", "--port", "1"]) == 1
     assert "PlanDefinition-broken.json: not valid JSON" in capsys.readouterr().err
+
+
+def test_evaluate_explain_lists_what_could_not_be_read(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["evaluate", "--hook", "order-select", "--now", "2026-06-01T12:00:00Z", "--explain",
+                 "--request", str(FIXTURES / "order-not-checked" / "malformed-medication-positive.request.json")])
+    assert code == 0
+    out = capsys.readouterr().out
+    response = json.loads(out[: out.index("\n}\n") + 2])
+    assert response["extension"]["org.example.b12cds.unreadable"] == [
+        {"resourceType": "MedicationRequest", "id": "draft-0", "element": "medicationCodeableConcept", "issue": "not a CodeableConcept object"}
+    ]
+    assert "== unreadable: 1 element(s) or resource(s), left out of the decision" in out
+    assert "  - MedicationRequest/draft-0 medicationCodeableConcept: not a CodeableConcept object" in out
+    assert "! order MedicationRequest/draft-0 could not be checked" in out
+
+
+def test_evaluate_explain_says_when_everything_was_read(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["evaluate", "--hook", "order-select", "--now", "2026-06-01T12:00:00Z", "--explain",
+          "--request", str(FIXTURES / "folate-without-b12" / "b12-199-positive.request.json")])
+    assert "== unreadable: nothing" in capsys.readouterr().out
