@@ -31,7 +31,7 @@ from .store.shown_cards import ShownCardStore
 
 logger = logging.getLogger(__name__)
 
-# CDS Hooks response extension (reverse-DNS key) listing what could not be read (docs/unreadable-data.md).
+# CDS Hooks response extension (reverse-DNS key) listing what could not be read (docs/reading-fhir.md).
 UNREADABLE_EXTENSION = "org.example.b12cds.unreadable"
 _LOGGED_PROBLEMS_MAX = 20  # per call, in the log line
 _LISTED_PROBLEMS_MAX = 1000  # per call, in the response; beyond it one last item gives the count

@@ -96,14 +96,13 @@ class FhirClient:
         self._releases: dict[str, tuple[str, float]] = {}  # normalised base URL -> (release, valid until)
         self._releases_lock = threading.Lock()
 
-    def fhir_release(self, base_url: str, access_token: str | None) -> str:
+    def close(self) -> None:
+        self._session.close()
+
+    def _release(self, base_url: str, token: str | None, deadline: float, stop: threading.Event | None) -> str:
         """'1.0' (DSTU2), '3.0' (STU3) or '4.0' (R4 and anything else), from the server's
         CapabilityStatement.fhirVersion at ``/metadata``; remembered an hour per server. A server
         whose metadata cannot be read is taken as R4, and asked again a minute later."""
-        deadline = time.monotonic() + self._limits.total_timeout
-        return self._release(base_url, access_token, deadline, None)
-
-    def _release(self, base_url: str, token: str | None, deadline: float, stop: threading.Event | None) -> str:
         try:
             base, origin = _normalize_base(base_url, "CapabilityStatement")
         except FhirFetchError:
@@ -297,9 +296,11 @@ class FhirClient:
         raise error
 
 
+_RENAMED_BEFORE_R4 = frozenset(name for names in versions.SEARCH_TYPES.values() for name in names)
+
+
 def _version_matters(queries: Mapping[str, str]) -> bool:
-    renamed = {name for names in versions.SEARCH_TYPES.values() for name in names}
-    return any(_resource_type(query) in renamed for query in queries.values())
+    return any(_resource_type(query) in _RENAMED_BEFORE_R4 for query in queries.values())
 
 
 def _in_release(query: str, renames: Mapping[str, str]) -> str:

@@ -80,9 +80,10 @@ def elements_of(type_name: str) -> Mapping[str, ElementDefinition]:
 
 def is_resource_type(type_name: str) -> bool:
     try:
-        return "resourceType" not in elements_of(type_name) and _is_resource(type_name)
+        elements_of(type_name)  # raises UnknownType for a name FHIR R4 does not have
     except UnknownType:
         return False
+    return _is_resource(type_name)
 
 
 @cache

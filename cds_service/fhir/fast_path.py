@@ -18,8 +18,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from .definitions import ElementDefinition
 from . import versions
+from .definitions import ElementDefinition
 from .patterns import CODE, ID, MAX_VALUES, REFERENCE, TIME, ZONE
 
 # msgspec matches patterns with re.search: anchored with ^ and \Z (a $ would let a final newline through).

@@ -158,4 +158,3 @@ def _fetch(
             problems[key] = f"fetching it from the FHIR server failed ({result.reason})"
         else:
             resources.extend(result)
-

@@ -103,18 +103,9 @@ class ResourceReader:
         if unknown:
             raise UnknownType(", ".join(sorted(unknown)))
         self._plans: dict[str, dict[str, ElementDefinition]] = {}
-        for resource_type in self.resource_types:
-            self._warm(resource_type, set())
+        # Building the fast path's structs builds every plan reachable from these types, so no
+        # request pays for one.
         self._fast = FastPath(self._plan, self.resource_types)
-
-    def _warm(self, type_name: str, seen: set[str]) -> None:
-        """Build every plan the reader can reach now, so no request pays for it."""
-        if type_name in seen:
-            return
-        seen.add(type_name)
-        for definition in self._plan(type_name).values():
-            if not definition.is_primitive and definition.type != "Resource":
-                self._warm(definition.type, seen)
 
     def _plan(self, type_name: str) -> dict[str, ElementDefinition]:
         """JSON key (R4 or an older name) -> the R4 element it is read as, for wanted elements."""

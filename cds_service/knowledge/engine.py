@@ -21,7 +21,7 @@ from typing import Any
 
 from fhirpathpy.engine.util import get_data
 
-from .fhirpath import format_value, is_true, merge_functions, plain_list
+from .fhirpath import CompiledExpression, format_value, is_true, merge_functions, plain_list
 from .functions import FunctionContext, build_function_table, format_instant
 from .model import (
     CardDefinition,
@@ -261,13 +261,16 @@ class _Evaluation:
         self._library_traces: dict[str, dict[str, ExpressionTrace]] = {}
 
     def evaluate(self, expression: Expression, scope: _Scope) -> tuple[list[Any], str | None]:
+        return self._evaluate(expression.compiled, expression.location, scope)
+
+    def _evaluate(self, compiled: CompiledExpression, location: str, scope: _Scope) -> tuple[list[Any], str | None]:
         try:
-            return expression.compiled.evaluate(self.root, scope, self.functions), None
+            return compiled.evaluate(self.root, scope, self.functions), None
         except KnowledgeRuntimeError:
             raise
         except Exception as exc:  # fhirpathpy raises plain Exceptions for type errors
             # The message can quote patient data: log where, not what.
-            logger.warning("FHIRPath evaluation failed at %s (%s)", expression.location, type(exc).__name__)
+            logger.warning("FHIRPath evaluation failed at %s (%s)", location, type(exc).__name__)
             return [], f"{type(exc).__name__}: {exc}"
 
     def library_scope(self, library: Library) -> _Scope:
@@ -327,7 +330,7 @@ class _Evaluation:
             value, error = self.evaluate(condition, scope)
             return error is None and is_true(value)
         for part in parts:
-            value, error = self.evaluate(Expression(condition.name, part, condition.location), scope)
+            value, error = self._evaluate(part, condition.location, scope)
             if error is not None or not is_true(value):
                 return False
         return True

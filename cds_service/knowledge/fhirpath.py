@@ -167,7 +167,6 @@ def _and_operands(node: dict[str, Any]) -> list[dict[str, Any]]:
     return [node]
 
 
-
 def member_names(expression: CompiledExpression) -> frozenset[str]:
     """Every element name the expression navigates (``code``, ``coding``, ``value`` ...)."""
     names: set[str] = set()

@@ -278,8 +278,8 @@ def check_prefetch_bundles(prefetch: Any, requested: Mapping[str, str]) -> None:
 
     In a key this service asked for, a Bundle whose ``entry`` or ``link`` is not an array, or
     whose entries are not objects, is not FHIR: 400 naming the member. Keys the service never
-    asked for are ignored whatever they hold, and resources that are objects but fail FHIR
-    validation are ignored by the record.
+    asked for are ignored whatever they hold; what is inside a resource is the reader's to
+    check (``fhir/reader.py``).
     """
     if not isinstance(prefetch, dict):
         return
@@ -288,18 +288,21 @@ def check_prefetch_bundles(prefetch: Any, requested: Mapping[str, str]) -> None:
         if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
             continue
         where = f"prefetch.{key}"
-        entries = value.get("entry")
-        if entries is not None and not isinstance(entries, list):
-            raise RequestValidationError(f"{where}.entry", "must be of type array")
-        for index, entry in enumerate(entries or ()):
-            if not isinstance(entry, dict):
-                raise RequestValidationError(f"{where}.entry.{index}", "must be of type object")
+        for index, entry in enumerate(_array_of_objects(value, "entry", where)):
             for member in ("resource", "search"):
                 if entry.get(member) is not None and not isinstance(entry[member], dict):
                     raise RequestValidationError(f"{where}.entry.{index}.{member}", "must be of type object")
-        links = value.get("link")
-        if links is not None and not isinstance(links, list):
-            raise RequestValidationError(f"{where}.link", "must be of type array")
-        for index, link in enumerate(links or ()):
-            if not isinstance(link, dict):
-                raise RequestValidationError(f"{where}.link.{index}", "must be of type object")
+        _array_of_objects(value, "link", where)
+
+
+def _array_of_objects(bundle: dict, member: str, where: str) -> list[dict]:
+    """``bundle[member]``, an optional array whose items must all be objects (else a 400 naming it)."""
+    items = bundle.get(member)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise RequestValidationError(f"{where}.{member}", "must be of type array")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise RequestValidationError(f"{where}.{member}.{index}", "must be of type object")
+    return items
