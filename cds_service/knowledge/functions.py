@@ -35,6 +35,7 @@ from typing import Any
 from fhirpathpy.engine.nodes import FP_DateTime, FP_Quantity, ResourceNode
 from fhirpathpy.engine.util import get_data
 
+from ..fhir.patterns import MAX_DATE_CHARS
 from ..fhir.resources import ELEMENTS_READ as RESOURCE_HELPER_ELEMENTS
 from ..fhir.resources import codings as concept_codings
 from ..fhir.resources import medication_concept
@@ -72,7 +73,6 @@ ELEMENTS_READ = frozenset(
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 _LEAP_SECOND = re.compile(r"(T\d{2}:\d{2}):60")
-_DATE_CHARS_MAX = 64  # as the reader's limit (fhir/patterns.py)
 
 
 def parse_fhir_datetime(value: Any) -> datetime | None:
@@ -80,7 +80,7 @@ def parse_fhir_datetime(value: Any) -> datetime | None:
     if value is None:
         return None
     text = str(get_data(value)).strip()
-    if len(text) > _DATE_CHARS_MAX:
+    if len(text) > MAX_DATE_CHARS:
         return None  # not a date the reader lets through; and never a key of the cache below
     return _parse_datetime_text(text)
 
