@@ -11,6 +11,7 @@ they cannot disagree. Errors the caller must answer are raised: ``DataUnavailabl
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from typing import Any
 
 from .fhir.client import FhirClient
 from .fhir.gather import gather_resources
+from .fhir.patterns import ID
 from .fhir.reader import ReadProblem
 from .knowledge.cards import to_cds_response
 from .knowledge.dedupe import without_repeats
@@ -30,6 +32,7 @@ from .protocol.validation import check_prefetch_bundles
 from .store.shown_cards import ShownCardStore
 
 logger = logging.getLogger(__name__)
+ID_PATTERN = re.compile(ID)
 
 # CDS Hooks response extension (reverse-DNS key) listing what could not be read (docs/reading-fhir.md).
 UNREADABLE_EXTENSION = "org.example.b12cds.unreadable"
@@ -73,7 +76,7 @@ def decide(
     context = hook_context(request, drafts)
     result = apply_service(knowledge, service, record, context, now, explain=explain)
     cards = without_repeats(result.cards, context, shown_cards)
-    unreadable = record.problems + drafts.problems
+    unreadable = record.problems + drafts.problems + tuple(_unusable(resource) for resource in result.unusable)
     _log_unreadable(service.id, unreadable)
     return Decision(cards, result.traces, unreadable, drafts.unreadable)
 
@@ -89,6 +92,15 @@ def hook_context(request: HookRequest, drafts: DraftOrders) -> HookContext:
         selected_orders=drafts.selected,
         unreadable_orders=drafts.unreadable,
     )
+
+
+_UNUSABLE_ISSUE = "value or unit not usable by the rules (not counted as a result)"
+
+
+def _unusable(resource: Mapping[str, Any]) -> ReadProblem:
+    resource_id = resource.get("id")
+    valid_id = resource_id if isinstance(resource_id, str) and ID_PATTERN.fullmatch(resource_id) else None
+    return ReadProblem(str(resource.get("resourceType")), valid_id, "value[x]", _UNUSABLE_ISSUE)
 
 
 def _log_unreadable(service_id: str, problems: tuple[ReadProblem, ...]) -> None:

@@ -116,6 +116,8 @@ class RecommendationTrace:
 class EngineResult:
     cards: list[CardResult]
     traces: list[RecommendationTrace]
+    # Resources whose value the knowledge could not use (e.g. a lab result in an unknown unit).
+    unusable: list[Mapping[str, Any]] = field(default_factory=list)
 
 
 class KnowledgeRuntimeError(RuntimeError):
@@ -151,7 +153,7 @@ def apply_recommendations(
         cards.extend(fired)
         traces.append(trace)
     cards.sort(key=lambda card: SEVERITY[card.indicator])
-    return EngineResult(cards=cards, traces=traces)
+    return EngineResult(cards=cards, traces=traces, unusable=evaluation.unusable(recommendations))
 
 
 class _Scope(Mapping[str, Any]):
@@ -280,6 +282,18 @@ class _Evaluation:
             scope = _Scope(self, library.variables, library.inputs, parents=[self.base], trace=trace)
             self._library_scopes[library.url] = scope
         return scope
+
+    def unusable(self, recommendations: Sequence[Recommendation]) -> list[Mapping[str, Any]]:
+        found: dict[tuple[str, str], Mapping[str, Any]] = {}
+        libraries = {library.url: library for recommendation in recommendations for library in recommendation.libraries}
+        for library in libraries.values():
+            scope = self.library_scope(library)
+            for name in library.reported_unusable:
+                for item in scope[name]:
+                    resource = get_data(item)
+                    if isinstance(resource, Mapping):
+                        found.setdefault((str(resource.get("resourceType")), str(resource.get("id"))), resource)
+        return list(found.values())
 
     def recommendation(self, recommendation: Recommendation) -> tuple[list[CardResult], RecommendationTrace]:
         trace = RecommendationTrace(recommendation.id)

@@ -11,7 +11,11 @@ clock, terminology and record, which are bound when the table is built for a req
 | resolve()          | Reference                      | the referenced resource from the record        |
 | effectiveDate()    | resource                       | its clinically relevant date/dateTime          |
 | latest()           | resources                      | the one with the latest effectiveDate()        |
-| daysSince()        | date / dateTime                | whole calendar days from it to the clock       |
+| daysSince()        | date / dateTime                | whole calendar days from its local date (its   |
+|                    |                                | own UTC offset) to the clock's date            |
+| episodeStart(gap)  | resources                      | start date of the latest run of them with no   |
+|                    |                                | gap longer than ``gap`` days (an active one    |
+|                    |                                | lasts until now)                               |
 | hoursSince()       | date / dateTime                | hours from it to the clock (decimal)           |
 | instant()          | date / dateTime                | normalised UTC timestamp, comparable as text   |
 | quantityIn(unit)   | Quantity                       | its value converted to a UCUM unit             |
@@ -27,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -57,6 +61,14 @@ _DATE_PATHS: Mapping[str, tuple[str, ...]] = {
     "DiagnosticReport": ("effectiveDateTime", "effectivePeriod.start", "issued"),
 }
 
+# Where a resource keeps the end of the time it covers (a course of treatment).
+_END_PATHS: Mapping[str, tuple[tuple[str, ...], ...]] = {
+    "MedicationAdministration": (("effectivePeriod", "end"),),
+    "MedicationRequest": (("dispenseRequest", "validityPeriod", "end"),),
+}
+# Statuses that mean "still in effect" for a request or an administration (FHIR R4 value sets).
+_ONGOING_STATUSES = frozenset({"active", "on-hold", "in-progress"})
+
 # The same, split once (resource_date runs for every resource a where() on dates visits).
 _DATE_PATH_PARTS: Mapping[str, tuple[tuple[str, ...], ...]] = {
     resource_type: tuple(tuple(path.split(".")) for path in paths) for resource_type, paths in _DATE_PATHS.items()
@@ -65,6 +77,8 @@ _DATE_PATH_PARTS: Mapping[str, tuple[tuple[str, ...], ...]] = {
 # Every FHIR element the functions below read from a resource, for the resource reader.
 ELEMENTS_READ = frozenset(
     {part for paths in _DATE_PATHS.values() for path in paths for part in path.split(".")}
+    | {part for paths in _END_PATHS.values() for path in paths for part in path}
+    | {"status"}  # episodeStart
     | {"system", "code", "coding", "display", "text", "value", "unit", "reference"}  # memberOf, quantityIn, resolve
     | RESOURCE_HELPER_ELEMENTS
     | DOSING_ELEMENTS
@@ -106,6 +120,51 @@ def _parse_datetime_text(text: str) -> datetime | None:
         return parsed.astimezone(timezone.utc)
     except (ValueError, OverflowError):  # the reader refuses these; a date here is never fatal
         return None
+
+
+def local_date(value: Any) -> date | None:
+    """The calendar date of a date/dateTime in the UTC offset it was written with."""
+    if value is None:
+        return None
+    text = str(get_data(value)).strip()
+    if len(text) > MAX_DATE_CHARS:
+        return None
+    return _local_date_text(text)
+
+
+@lru_cache(maxsize=8192)
+def _local_date_text(text: str) -> date | None:
+    if _parse_datetime_text(text) is None:  # not a date the rules can use at all
+        return None
+    match = _DATE_RE.match(text[:10])
+    if match and match.group(3):
+        return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    parsed = _parse_datetime_text(text)  # a partial date (2025, 2025-03): its first day, as parsed
+    return parsed.date() if parsed is not None else None
+
+
+def latest_run_start(spans: list[tuple[datetime, datetime, str]], gap_days: int) -> str | None:
+    """The start (as written) of the latest run of spans where no gap exceeds ``gap_days``."""
+    if not spans:
+        return None
+    spans.sort(key=lambda span: span[0])
+    run_start, run_end = spans[0][2], spans[0][1]
+    for start, end, start_text in spans[1:]:
+        if (start - run_end).total_seconds() > gap_days * 86400:
+            run_start = start_text
+        run_end = max(run_end, end)
+    return run_start
+
+
+def _end_date(resource: Mapping[str, Any]) -> datetime | None:
+    for parts in _END_PATHS.get(str(resource.get("resourceType")), ()):
+        value: Any = resource
+        for part in parts:
+            value = value.get(part) if isinstance(value, Mapping) else None
+        moment = parse_fhir_datetime(value) if value else None
+        if moment is not None:
+            return moment
+    return None
 
 
 @lru_cache(maxsize=8192)
@@ -219,12 +278,28 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
         return doses(inputs, unit, at_least=True)
 
     def days_since(_ctx: Any, inputs: list[Any]) -> list[int]:
+        # The day as the EHR wrote it (its own UTC offset), the same day a card shows beside the count.
         days = []
         for item in inputs:
-            moment = parse_fhir_datetime(item)
-            if moment is not None:
-                days.append((today - moment.date()).days)
+            day = local_date(item)
+            if day is not None:
+                days.append((today - day).days)
         return days
+
+    def episode_start(_ctx: Any, inputs: list[Any], gap_days: Any) -> list[str]:
+        spans = []
+        for item in inputs:
+            resource = get_data(item)
+            if not isinstance(resource, Mapping):
+                continue
+            start_text = resource_date(resource)
+            start = parse_fhir_datetime(start_text)
+            if start is None or start_text is None:
+                continue
+            ongoing = resource.get("status") in _ONGOING_STATUSES
+            spans.append((start, env.now if ongoing else max(start, _end_date(resource) or start), start_text))
+        found = latest_run_start(spans, int(get_data(gap_days)))
+        return [] if found is None else [found]
 
     def hours_since(_ctx: Any, inputs: list[Any]) -> list[Decimal]:
         hours = []
@@ -264,6 +339,7 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
         "dailyDose": FunctionSpec(dose_per_day, {1: ["String"]}),
         "dailyDoseAtLeast": FunctionSpec(dose_per_day_at_least, {1: ["String"]}),
         "daysSince": FunctionSpec(days_since),
+        "episodeStart": FunctionSpec(episode_start, {1: ["Integer"]}),
         "instant": FunctionSpec(instant),
         "hoursSince": FunctionSpec(hours_since),
         "quantityIn": FunctionSpec(quantity_in, {1: ["String"]}),
@@ -275,7 +351,7 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
 
 CUSTOM_FUNCTION_NAMES = frozenset(
     ["memberOf", "medicationCode", "resolve", "effectiveDate", "latest", "earliest", "yearsSince", "dailyDose", "dailyDoseAtLeast",
-     "daysSince", "hoursSince", "instant", "quantityIn", "now", "today"]
+     "daysSince", "episodeStart", "hoursSince", "instant", "quantityIn", "now", "today"]
 )
 
 
@@ -304,19 +380,26 @@ def _product_name(concept: Any, terminology: ValueSetIndex) -> str | None:
 
 
 def _convert(quantity: Any, target_unit: str) -> Decimal | None:
+    units: list[Any]
     if isinstance(quantity, FP_Quantity):
-        value, unit = quantity.value, str(quantity.unit).strip("'")
+        value, units = quantity.value, [str(quantity.unit).strip("'")]
     elif isinstance(quantity, Mapping):
-        value, unit = quantity.get("value"), quantity.get("code") or quantity.get("unit")
+        # The UCUM code first; failing that, the unit text (feeds often send only "pmol/l").
+        value, units = quantity.get("value"), [quantity.get("code"), quantity.get("unit")]
     else:
         return None
-    if value is None or not unit:
+    if value is None:
         return None
     try:
         number = Decimal(str(value))
     except InvalidOperation:
         return None
-    return convert_quantity(number, str(unit), target_unit)
+    for unit in units:
+        if isinstance(unit, str) and unit:
+            converted = convert_quantity(number, unit, target_unit)
+            if converted is not None:
+                return converted
+    return None
 
 
 __all__ = [
@@ -325,6 +408,8 @@ __all__ = [
     "FunctionContext",
     "build_function_table",
     "format_instant",
+    "latest_run_start",
+    "local_date",
     "parse_fhir_datetime",
     "resource_date",
 ]

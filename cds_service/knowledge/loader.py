@@ -64,6 +64,9 @@ PROFILE_BASE = "http://b12cds.example.org/fhir/StructureDefinition"
 OVERRIDE_REASON_EXTENSION = f"{PROFILE_BASE}/cds-override-reason"
 RECOMMENDED_EXTENSION = f"{PROFILE_BASE}/cds-suggestion-recommended"
 FOCUS_EXTENSION = f"{PROFILE_BASE}/cds-card-focus"
+# On a Library: names a variable whose resources hold a value the rules could not use (a lab
+# result in an unknown unit); they are reported like unreadable data, never silently dropped.
+REPORTED_UNUSABLE_EXTENSION = f"{PROFILE_BASE}/reported-unusable"
 
 FHIRPATH = "text/fhirpath"
 PRIORITY_TO_INDICATOR = {"routine": "info", "urgent": "warning", "stat": "critical"}
@@ -306,7 +309,17 @@ def _library(file: _File, terminology: ValueSetIndex) -> Library:
     parameters = tuple(_parameter(p, f"{file.name}: parameter[{i}]") for i, p in enumerate(resource.get("parameter") or []))
     variables = _variables(resource, file.name, "Library")
     _no_duplicates([*(v.name for v in variables), *(i.id for i in inputs), *(p.name for p in parameters)], file.name)
-    return Library(url=resource["url"], id=resource["id"], variables=variables, inputs=inputs, parameters=parameters)
+    reported = tuple(
+        str(extension.get("valueString"))
+        for extension in resource.get("extension") or []
+        if extension.get("url") == REPORTED_UNUSABLE_EXTENSION
+    )
+    unknown = sorted(set(reported) - {v.name for v in variables})
+    if unknown:
+        raise KnowledgeError(f"{file.name}: reported-unusable names no variable of this Library: {', '.join(unknown)}")
+    return Library(
+        url=resource["url"], id=resource["id"], variables=variables, inputs=inputs, parameters=parameters, reported_unusable=reported
+    )
 
 
 def _data_requirement(element: Mapping[str, Any], location: str, terminology: ValueSetIndex) -> DataRequirement:

@@ -131,6 +131,7 @@ class Library:
     variables: tuple[Expression, ...]
     inputs: tuple[DataRequirement, ...]
     parameters: tuple[Parameter, ...]
+    reported_unusable: tuple[str, ...] = ()  # variables listing resources whose values the rules could not use
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,20 +28,32 @@ _family("substance/volume", {
     "nmol/mL": "1e-6", "umol/mL": "1e-3",
 })
 _family("mass", {"kg": "1e3", "g": "1", "mg": "1e-3", "ug": "1e-6", "ng": "1e-9"})
-_family("volume", {"L": "1", "dL": "1e-1", "mL": "1e-3", "uL": "1e-6"})
+_family("volume", {"L": "1", "dL": "1e-1", "mL": "1e-3", "uL": "1e-6", "fL": "1e-15"})
+# eGFR: the unit is a rate per standard body surface area; one member is enough to compare.
+_family("volume-rate/area", {"mL/min/{1.73_m2}": "1"})
 
-# Spellings seen in real EHR data for the same UCUM units.
+# Spellings seen in real EHR data for the same UCUM units (matched case-insensitively below).
 _ALIASES = {
-    "mcg": "ug", "µg": "ug", "μg": "ug", "mcg/L": "ug/L", "mcg/mL": "ug/mL", "µg/L": "ug/L",
-    "µmol/L": "umol/L", "μmol/L": "umol/L", "micromol/L": "umol/L",
-    "pg/ml": "pg/mL", "ng/ml": "ng/mL", "mg/dl": "mg/dL", "ug/dl": "ug/dL", "g/dl": "g/dL",
-    "ml": "mL", "l": "L", "MG": "mg", "ML": "mL",
+    "mcg": "ug", "µg": "ug", "μg": "ug", "mcg/L": "ug/L", "mcg/mL": "ug/mL", "µg/L": "ug/L", "µg/mL": "ug/mL",
+    "µg/dL": "ug/dL", "mcg/dL": "ug/dL",
+    "µmol/L": "umol/L", "μmol/L": "umol/L", "micromol/L": "umol/L", "mcmol/L": "umol/L",
+    "um3": "fL", "µm3": "fL", "cu micron": "fL",
+    "mL/min/1.73m2": "mL/min/{1.73_m2}", "mL/min/1.73 m2": "mL/min/{1.73_m2}", "mL/min/1.73m^2": "mL/min/{1.73_m2}",
+    "mL/min/1.73_m2": "mL/min/{1.73_m2}", "mL/min/{1.73m2}": "mL/min/{1.73_m2}", "mL/min/1.73m²": "mL/min/{1.73_m2}",
+    "mL/min/1.73 m²": "mL/min/{1.73_m2}", "mL/min/{1.73_m2}": "mL/min/{1.73_m2}",
 }
+
+# Feeds send UCUM units in any case ("PMOL/L", "ng/l"). Folding case is safe for every unit
+# here: none of these families has a prefix whose case changes its meaning (no mega- or peta-).
+_BY_FOLDED: dict[str, str] = {unit.casefold(): unit for unit in _UNITS}
+_BY_FOLDED.update({alias.casefold(): unit for alias, unit in _ALIASES.items()})
 
 
 def canonical_unit(unit: str) -> str:
     unit = unit.strip()
-    return _ALIASES.get(unit, unit)
+    if unit in _UNITS:
+        return unit
+    return _BY_FOLDED.get(unit.casefold(), unit)
 
 
 def convert_quantity(value: Decimal, unit: str, target_unit: str) -> Decimal | None:

@@ -182,3 +182,11 @@ def test_a_new_expression_makes_the_reader_read_its_element(knowledge_copy: Path
     # ... and checks it: before the new expression, an interpretation that is not valid did not matter.
     assert load_knowledge(DEFAULT_KNOWLEDGE_DIR).reader.read(dict(observation, interpretation=5)).problems == ()
     assert [p.element for p in reader.read(dict(observation, interpretation=5)).problems] == ["interpretation[0]"]
+
+
+def test_reported_unusable_must_name_a_variable_of_its_library(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "Library-b12-common.json"
+    edit(path, lambda d: d["extension"].append(
+        {"url": "http://b12cds.example.org/fhir/StructureDefinition/reported-unusable", "valueString": "unusableResultz"}))
+    with pytest.raises(KnowledgeError, match=r"reported-unusable names no variable of this Library: unusableResultz"):
+        load_knowledge(knowledge_copy)
