@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,16 @@ def _code_key(code: str) -> tuple[int, str]:
     return (int(code), code) if code.isdigit() else (sys.maxsize, code)
 
 
+def _strength_mg(product_name: str, ingredient_names: Sequence[str]) -> Decimal:
+    """Total mg per dose unit (tablet, mL, actuation) of the named ingredients in an RxNorm name."""
+    names = "|".join(re.escape(name) for name in ingredient_names)
+    pattern = re.compile(rf"(?:^|/ |HR )(?:{names}) (\d+(?:\.\d+)?) (MG|MCG)\b", re.IGNORECASE)
+    total = Decimal(0)
+    for value, unit in pattern.findall(product_name):
+        total += Decimal(value) / (1000 if unit.upper() == "MCG" else 1)
+    return total
+
+
 def _matches_form(name: str, markers: Sequence[str]) -> bool:
     return any(marker in name for marker in markers)
 
@@ -102,8 +114,14 @@ def build_valueset(
                 # RxNorm names multi-ingredient products "a X MG / b Y MG ...".
                 if source.get("single_ingredient") and " / " in row.product_name:
                     continue
+                minimum = source.get("min_strength_mg")
+                if minimum is not None and _strength_mg(row.product_name, minimum["of"]) < Decimal(str(minimum["mg"])):
+                    continue
                 concepts[row.product_rxcui] = row.product_name
         qualifiers = ([f"{form} dose forms only"] if form else []) + (["single-ingredient products only"] if source.get("single_ingredient") else [])
+        if source.get("min_strength_mg") is not None:
+            minimum = source["min_strength_mg"]
+            qualifiers.append(f"products with at least {minimum['mg']} mg of {' + '.join(minimum['of'])} per dose unit only")
         described.append(", ".join(names) + (f" [{'; '.join(qualifiers)}]" if qualifiers else ""))
 
     excluded = [str(c) for c in entry.get("exclude_products", ())]

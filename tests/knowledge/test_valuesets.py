@@ -93,18 +93,35 @@ def test_b12_injectable_products() -> None:
         assert not _index().contains(url, RX, ingredient)
 
 
-def test_b12_products_include_ingredients_and_all_forms() -> None:
+def test_b12_products_hold_at_least_1_mg_in_every_form_and_no_ingredient_code() -> None:
     url = vs_url("rxnorm-b12-products")
-    for code in ("5514", "11248", "29421", "317106", "309594", "309593", "846934"):
+    for code in ("317106", "309594", "309593", "846934"):  # injections, 1 mg tablets and capsules
         assert _index().contains(url, RX, code), code
+    for code in ("5514", "11248", "29421", "105686", "313896"):  # ingredients (no dose); 0.05 and 0.5 mg tablets
+        assert not _index().contains(url, RX, code), code
 
 
 def test_folic_acid_alone_vs_combination() -> None:
     folic, b12 = vs_url("rxnorm-folic-acid-products"), vs_url("rxnorm-b12-products")
     assert _index().contains(folic, RX, "198640")  # folic acid 0.4 MG Oral Tablet
     assert not _index().contains(b12, RX, "198640")
-    assert _index().contains(folic, RX, "199240")  # folic acid 0.4 MG / vitamin B12 0.5 MG Oral Tablet
-    assert _index().contains(b12, RX, "199240")
+    assert _index().contains(folic, RX, "636528")  # folic acid 2.2 MG / vitamin B12 1 MG / vitamin B6 25 MG Oral Tablet
+    assert _index().contains(b12, RX, "636528")  # 1 mg of B12 per tablet: folic acid with B12
+    # Micrograms of B12 are not B12 treatment: folic acid without adequate B12 (RULES.md rev).
+    for code in ("199240", "309606", "348025"):  # 0.5 mg; 0.025 mg with iron; 0.006 mg multivitamin
+        assert _index().contains(folic, RX, code), code
+        assert not _index().contains(b12, RX, code), code
+    assert _index().contains(b12, RX, "259711")  # mecobalamin 0.6 MG / vitamin B12 0.6 MG: 1.2 mg together
+
+
+def test_b12_route_sets() -> None:
+    injectable, nasal = vs_url("rxnorm-b12-injectable-products"), vs_url("rxnorm-b12-nasal-products")
+    for code in ("317106", "309594", "2598453", "2001499"):
+        assert _index().contains(injectable, RX, code), code
+    for code in ("700496", "700499", "309593", "861113"):  # Cyanokit (antidote), oral, nasal
+        assert not _index().contains(injectable, RX, code), code
+    assert _index().contains(nasal, RX, "861113") and _index().contains(nasal, RX, "861115")
+    assert not _index().contains(nasal, RX, "309593")
 
 
 def test_second_line_pain_set() -> None:
