@@ -13,6 +13,7 @@ import pytest
 import responses
 
 from cds_service.app import create_app
+from cds_service.pipeline import UNREADABLE_EXTENSION
 from cds_service.protocol.validation import response_errors
 
 from .support.fake_fhir import FakeFhirServer, resources_from_prefetch
@@ -52,5 +53,8 @@ def test_scenario(scenario: Scenario, mode: str, knowledge, auth_settings, issue
     payload = response.get_json()
     assert response_errors(payload) == []
     assert_cards_match(payload["cards"], scenario.expected["cards"])
+    for item in scenario.expected.get("unreadable", []):
+        reported = payload.get("extension", {}).get(UNREADABLE_EXTENSION, [])
+        assert any(all(entry.get(k) == v for k, v in item.items()) for entry in reported), f"{item} not reported: {reported}"
     if mode == "fhir-server":
         assert server.requests, "the service should have queried the FHIR server"

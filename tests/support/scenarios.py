@@ -27,7 +27,7 @@ def load_scenarios() -> list[Scenario]:
     scenarios = []
     for request_file in sorted(SCENARIO_DIR.rglob("*.request.json")):
         expected_file = request_file.with_name(request_file.name.replace(".request.json", ".expected.json"))
-        name = f"{request_file.parent.name}/{request_file.name.removesuffix('.request.json')}"
+        name = f"{request_file.parent.relative_to(SCENARIO_DIR).as_posix()}/{request_file.name.removesuffix('.request.json')}"
         scenarios.append(Scenario(name, json.loads(request_file.read_text()), json.loads(expected_file.read_text())))
     return scenarios
 
