@@ -8,6 +8,7 @@ same cards.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import responses
@@ -35,9 +36,11 @@ def test_every_recommendation_has_positive_and_negative_cases() -> None:
 
 @pytest.mark.parametrize("mode", ["prefetch", "fhir-server"])
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-def test_scenario(scenario: Scenario, mode: str, knowledge, auth_settings, issuer) -> None:
+def test_scenario(scenario: Scenario, mode: str, knowledge, auth_settings, issuer, tmp_path) -> None:
     # Authentication on, as in production: every call carries a JWT signed with a generated key.
-    app = create_app(auth_settings, knowledge=knowledge, clock=lambda: scenario.now)
+    # Its own state: each scenario is a first chart opening (cards shown once are remembered).
+    settings = dataclasses.replace(auth_settings, state_dir=tmp_path)
+    app = create_app(settings, knowledge=knowledge, clock=lambda: scenario.now)
     body = copy.deepcopy(scenario.request)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         if mode == "fhir-server":

@@ -1,9 +1,12 @@
-"""Alert fatigue across hooks: a card shown at order-select is not repeated at order-sign
-for the same patient, encounter, recommendation and unchanged draft order.
+"""Alert fatigue across calls.
 
-Critical cards are the exception: they are shown again when the order is signed, because
-signing is the moment the harm is committed (a clinician may have moved on from the
-order-select card without reading it)."""
+- A card shown at order-select is not repeated at order-sign for the same patient, encounter,
+  recommendation and unchanged draft order. Critical cards are the exception: they are shown
+  again when the order is signed, because signing is the moment the harm is committed (a
+  clinician may have moved on from the order-select card without reading it).
+- On patient-view, a card the knowledge marks "show once" (never a critical one) is shown at
+  the first chart opening and not again for its number of days while it asks for the same
+  things (its suggestions): a changed request is a new card."""
 
 from __future__ import annotations
 
@@ -36,8 +39,18 @@ def card_keys(card: CardResult, context: HookContext) -> list[str]:
     return keys
 
 
+def show_once_key(card: CardResult, context: HookContext) -> str:
+    asks_for = sorted(suggestion.label for suggestion in card.suggestions)
+    material = "|".join([context.patient_id, card.recommendation.id, card.definition.id, *asks_for])
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
 def without_repeats(cards: list[CardResult], context: HookContext, store: ShownCardStore | None) -> list[CardResult]:
-    if store is None or context.hook not in _ORDER_HOOKS:
+    if store is None:
+        return cards
+    if context.hook == "patient-view":
+        return _shown_once(cards, context, store)
+    if context.hook not in _ORDER_HOOKS:
         return cards
     kept = []
     for card in cards:
@@ -50,6 +63,22 @@ def without_repeats(cards: list[CardResult], context: HookContext, store: ShownC
             continue
         if context.hook == "order-select":
             store.remember(keys)
+        kept.append(card)
+    return kept
+
+
+def _shown_once(cards: list[CardResult], context: HookContext, store: ShownCardStore) -> list[CardResult]:
+    kept = []
+    for card in cards:
+        days = card.definition.show_once_days
+        if days is None or card.indicator == "critical":
+            kept.append(card)
+            continue
+        key = show_once_key(card, context)
+        if store.all_shown([key]):
+            logger.info("card %s/%s already shown for this patient with the same suggestions; not repeated", card.recommendation.id, card.definition.id)
+            continue
+        store.remember([key], ttl_seconds=days * 86400)
         kept.append(card)
     return kept
 

@@ -64,6 +64,9 @@ PROFILE_BASE = "http://b12cds.example.org/fhir/StructureDefinition"
 OVERRIDE_REASON_EXTENSION = f"{PROFILE_BASE}/cds-override-reason"
 RECOMMENDED_EXTENSION = f"{PROFILE_BASE}/cds-suggestion-recommended"
 FOCUS_EXTENSION = f"{PROFILE_BASE}/cds-card-focus"
+# On a card: on patient-view it is shown once, then not again for this many days while its
+# suggestions (what it asks for) are unchanged: alert fatigue for advice that does not change.
+SHOW_ONCE_EXTENSION = f"{PROFILE_BASE}/cds-show-once-days"
 # On a Library: names a variable whose resources hold a value the rules could not use (a lab
 # result in an unknown unit); they are reported like unreadable data, never silently dropped.
 REPORTED_UNUSABLE_EXTENSION = f"{PROFILE_BASE}/reported-unusable"
@@ -479,7 +482,12 @@ def _card(action: Mapping[str, Any], location: str, activities: Mapping[str, Act
     if len(focus_extensions) > 1:
         raise KnowledgeError(f"{location}: at most one {FOCUS_EXTENSION} extension")
     focus = _expression_element(focus_extensions[0].get("valueExpression"), f"{location} (card focus)") if focus_extensions else None
+    show_once = [e.get("valueInteger") for e in action.get("extension") or [] if e.get("url") == SHOW_ONCE_EXTENSION]
+    if len(show_once) > 1 or any(type(days) is not int or days < 1 for days in show_once):
+        raise KnowledgeError(f"{location}: at most one {SHOW_ONCE_EXTENSION} extension, with a positive valueInteger (days)")
     indicator = PRIORITY_TO_INDICATOR[priority]
+    if show_once and indicator == "critical":
+        raise KnowledgeError(f"{location}: a critical card is shown every time ({SHOW_ONCE_EXTENSION} not allowed)")
     if indicator in ("warning", "critical") and not reasons:
         raise KnowledgeError(f"{location}: a {indicator} card needs override reasons ({OVERRIDE_REASON_EXTENSION})")
     return CardDefinition(
@@ -494,6 +502,7 @@ def _card(action: Mapping[str, Any], location: str, activities: Mapping[str, Act
         suggestions=suggestions,
         override_reasons=reasons,
         focus=focus,
+        show_once_days=show_once[0] if show_once else None,
     )
 
 

@@ -122,6 +122,7 @@ class CardDefinition:
     suggestions: tuple[SuggestionDefinition, ...]
     override_reasons: tuple[Coding, ...]
     focus: Expression | None = None  # the draft orders the card is about (cross-hook de-duplication)
+    show_once_days: int | None = None  # patient-view: not shown again for this long while its content is unchanged
 
 
 @dataclass(frozen=True, slots=True)

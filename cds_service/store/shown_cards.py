@@ -1,8 +1,10 @@
-"""Which order cards this service has already shown, shared by all worker processes.
+"""Which cards this service has already shown, shared by all worker processes.
 
 order-select fires while the clinician is still choosing; order-sign fires for the same
 draft when they sign. A card already shown at order-select for the same unchanged draft
 is not repeated at order-sign ("never duplicates across hooks of one ordering session").
+Patient-view cards marked "show once" are remembered longer, so that advice that has not
+changed is not repeated at every chart opening.
 SQLite in WAL mode: one small file, safe across gunicorn's forked workers, no server.
 """
 
@@ -37,9 +39,9 @@ class ShownCardStore:
         self._local.connection, self._local.pid = connection, os.getpid()
         return connection
 
-    def remember(self, keys: Iterable[str], now: float | None = None) -> None:
+    def remember(self, keys: Iterable[str], now: float | None = None, ttl_seconds: float | None = None) -> None:
         moment = time.time() if now is None else now
-        rows = [(key, moment + self._ttl) for key in keys]
+        rows = [(key, moment + (self._ttl if ttl_seconds is None else ttl_seconds)) for key in keys]
         if not rows:
             return
         connection = self._connect()

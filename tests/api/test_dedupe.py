@@ -4,6 +4,8 @@ unless it is critical: signing is when the harm is committed, so a critical card
 from __future__ import annotations
 
 import copy
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,24 @@ def test_repeated_order_select_keeps_showing_the_card(client) -> None:
     # The sandbox re-fires order-select on every change: the card must stay on screen.
     for _ in range(2):
         assert topics(client.post("/cds-services/b12-neuropathy-order-select", json=SCENARIO.request)) == ["neuropathic-pain"]
+
+
+def test_work_up_card_is_shown_once_per_work_up_on_patient_view(knowledge, auth_settings, issuer, tmp_path) -> None:
+    scenario = next(s for s in load_scenarios() if s.name == "exclude-other-causes/diagnosis-snomed-neuropathy-positive")
+    app = create_app(replace(auth_settings, state_dir=tmp_path), knowledge=knowledge, clock=lambda: scenario.now)
+    path = f"/cds-services/{scenario.expected['service']}"
+
+    def topics(body: dict) -> list[str]:
+        response = app.test_client().post(path, json=body, headers=issuer.headers(f"http://localhost{path}"))
+        assert response.status_code == 200
+        return [card["source"]["topic"]["code"] for card in response.get_json()["cards"]]
+
+    first = topics(scenario.request)
+    assert "exclude-other-causes" in first
+    # The next chart opening, same work-up missing: not again (other cards are unaffected).
+    again = topics(scenario.request)
+    assert "exclude-other-causes" not in again
+    assert sorted(again) == sorted(t for t in first if t != "exclude-other-causes")
+    # Another patient with the same chart is a first opening for them.
+    other = json.loads(json.dumps(scenario.request).replace(scenario.request["context"]["patientId"], "pat-someone-else"))
+    assert "exclude-other-causes" in topics(other)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -49,8 +49,8 @@ def test_what_is_not_a_date_has_no_day(written: str) -> None:
 
 
 def _span(start: str, end: str | None = None) -> tuple[datetime, datetime, str]:
-    begin = datetime.fromisoformat(start).replace(tzinfo=timezone.utc)
-    return begin, datetime.fromisoformat(end).replace(tzinfo=timezone.utc) if end else begin, start
+    begin = datetime.fromisoformat(start).replace(tzinfo=UTC)
+    return begin, datetime.fromisoformat(end).replace(tzinfo=UTC) if end else begin, start
 
 
 def test_an_episode_starts_after_a_gap_longer_than_the_limit() -> None:
