@@ -18,7 +18,7 @@ def test_evaluate_prints_the_cards_of_a_request_file(capsys: pytest.CaptureFixtu
                  "--request", str(FIXTURES / "folate-without-b12" / "b12-199-positive.request.json")])
     assert code == 0
     cards = json.loads(capsys.readouterr().out)["cards"]
-    assert [(c["source"]["topic"]["code"], c["indicator"]) for c in cards] == [("folate-without-b12", "critical")]
+    assert [(c["source"]["topic"]["code"], c["indicator"]) for c in cards] == [("folate-without-b12", "critical"), ("start-b12-replacement", "warning")]
 
 
 def test_evaluate_explain_says_why_a_card_did_not_fire(capsys: pytest.CaptureFixture[str]) -> None:

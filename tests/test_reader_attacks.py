@@ -93,7 +93,7 @@ def test_a_leap_second_is_a_valid_time_and_still_counts(knowledge) -> None:
         b12_result(body)["effectiveDateTime"] = "2026-05-12T23:59:60Z"
 
     payload = post(knowledge, FOLATE, leap)
-    assert topics(payload) == ["folate-without-b12"] and "extension" not in payload
+    assert topics(payload) == ["folate-without-b12", "start-b12-replacement"] and "extension" not in payload
 
 
 @pytest.mark.parametrize("dose", [1e20, 1e300, 12345678901234567890123])

@@ -93,7 +93,7 @@ def test_hook_call_with_prefetch_over_http(service_url: str) -> None:
     response = requests.post(url, json=rolled("folate-without-b12/b12-199-positive"), headers=auth_headers(url), timeout=10)
     assert response.status_code == 200
     cards = response.json()["cards"]
-    assert [(c["source"]["topic"]["code"], c["indicator"]) for c in cards] == [("folate-without-b12", "critical")]
+    assert [(c["source"]["topic"]["code"], c["indicator"]) for c in cards] == [("folate-without-b12", "critical"), ("start-b12-replacement", "warning")]
 
 
 def test_hook_call_fetching_from_a_real_fhir_server(service_url: str) -> None:

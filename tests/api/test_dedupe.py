@@ -49,7 +49,8 @@ def test_order_sign_repeats_a_critical_card(knowledge, tmp_path: Path) -> None:
     app = create_app(insecure_settings(state_dir=tmp_path), knowledge=knowledge, clock=lambda: CRITICAL.now)
     client = app.test_client()
     select = copy.deepcopy(CRITICAL.request)
-    assert topics(client.post("/cds-services/b12-neuropathy-order-select", json=select)) == ["folate-without-b12"]
+    # The start card stands beside the folate card at order-select; it is not an order-sign card.
+    assert topics(client.post("/cds-services/b12-neuropathy-order-select", json=select)) == ["folate-without-b12", "start-b12-replacement"]
     assert topics(client.post("/cds-services/b12-neuropathy-order-sign", json=sign_request(select))) == ["folate-without-b12"]
 
 

@@ -59,7 +59,7 @@ def test_positive_request_returns_a_critical_card(client) -> None:
     response = client.post("/cds-services/b12-neuropathy-order-select", json=positive_request())
     assert response.status_code == 200
     cards = response.get_json()["cards"]
-    assert [card["indicator"] for card in cards] == ["critical"]
+    assert [card["indicator"] for card in cards] == ["critical", "warning"]  # folate card, then the start card
     assert cards[0]["source"]["topic"] == {
         "system": "http://b12cds.example.org/fhir",
         "code": "folate-without-b12",
@@ -170,7 +170,7 @@ def test_null_prefetch_means_no_data_and_is_not_fetched(client) -> None:
         response = client.post("/cds-services/b12-neuropathy-order-select", json=body)
         assert len(mock.calls) == 0
     assert response.status_code == 200
-    assert [card["indicator"] for card in response.get_json()["cards"]] == ["critical"]
+    assert [card["indicator"] for card in response.get_json()["cards"]] == ["critical", "warning"]
 
 
 def test_plain_http_fhir_server_is_refused_by_default(client) -> None:
@@ -189,7 +189,7 @@ def test_unrequested_prefetch_keys_are_ignored(client) -> None:
     body["prefetch"]["somethingElse"] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {"resourceType": "Foo"}}]}
     response = client.post("/cds-services/b12-neuropathy-order-select", json=body)
     assert response.status_code == 200
-    assert len(response.get_json()["cards"]) == 1
+    assert len(response.get_json()["cards"]) == 2
 
 
 def test_invalid_fhir_resource_in_prefetch_is_ignored_not_fatal(client) -> None:
@@ -201,7 +201,7 @@ def test_invalid_fhir_resource_in_prefetch_is_ignored_not_fatal(client) -> None:
     body["prefetch"]["observations"]["entry"].append({"resource": broken})
     response = client.post("/cds-services/b12-neuropathy-order-select", json=body)
     assert response.status_code == 200
-    assert [card["indicator"] for card in response.get_json()["cards"]] == ["critical"]
+    assert [card["indicator"] for card in response.get_json()["cards"]] == ["critical", "warning"]
 
 
 def test_feedback_is_accepted(client) -> None:

@@ -45,7 +45,7 @@ def request_body() -> dict:
 def test_discovery_hook_and_feedback_accept_a_token_for_their_url(client, issuer: FakeIssuer) -> None:
     assert client.get("/cds-services", headers=issuer.headers(f"{BASE}/cds-services")).status_code == 200
     response = client.post(SERVICE, json=request_body(), headers=issuer.headers(f"{BASE}{SERVICE}"))
-    assert response.status_code == 200 and len(response.get_json()["cards"]) == 1
+    assert response.status_code == 200 and len(response.get_json()["cards"]) == 2
     feedback = client.post(f"{SERVICE}/feedback", json=FEEDBACK, headers=issuer.headers(f"{BASE}{SERVICE}/feedback"))
     assert feedback.status_code == 200
 
