@@ -37,12 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cds-service", description="CDS Hooks service for vitamin B12 deficiency neuropathy")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the service with gunicorn")
+    serve = commands.add_parser("serve", help="run the service (granian, Flask behind a buffering front)")
     serve.add_argument("--host", default=os.environ.get("CDS_HOST", "127.0.0.1"), help="interface to bind (default 127.0.0.1)")
     # Not 8080: that is where a locally run CDS Hooks sandbox listens.
     serve.add_argument("--port", type=int, default=int(os.environ.get("CDS_PORT", "8000")), help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=int(os.environ.get("CDS_WORKERS", "0")) or (os.cpu_count() or 1),
-                       help="gunicorn sync workers (default: one per core)")
+                       help="worker processes (default: one per core)")
     serve.set_defaults(handler=_serve)
 
     evaluate = commands.add_parser("evaluate", help="print the cards for a hook request file, without a server")
@@ -58,8 +58,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from gunicorn.app.base import BaseApplication
-
     from .app import create_app
     from .knowledge.loader import KnowledgeError
     from .security import SecurityConfigError
@@ -78,19 +76,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     gc.collect()
     gc.freeze()
 
-    class _Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{args.host}:{args.port}")
-            self.cfg.set("workers", args.workers)
-            self.cfg.set("worker_class", "sync")
-            self.cfg.set("timeout", 30)
-            self.cfg.set("accesslog", None)  # access logs carry patient ids in URLs of some clients
-
-        def load(self) -> Any:
-            return app
+    from .serving.server import serve
 
     print(f"cds-service: serving CDS Hooks on http://{args.host}:{args.port}/cds-services with {args.workers} worker(s)", file=sys.stderr)
-    _Server().run()
+    serve(app, settings, args.host, args.port, args.workers)
     return 0
 
 

@@ -39,6 +39,12 @@ class Settings:
     # FHIR servers receive the EHR's bearer token: plain http is for local development only.
     allow_http_fhir_server: bool = False
     log_level: str = "INFO"
+    # --- serving (cds_service/serving/, docs/security.md s9) ---
+    header_read_timeout: float = 10.0  # a client must send its request line and headers within this
+    body_read_timeout: float = 30.0  # ... and then its whole body within this (25 MB at ~7 Mbit/s)
+    call_timeout: float = 25.0  # a call still running then is answered 503 JSON
+    threads: int = 4  # threads running calls, per worker process
+    worker_max_rss_mib: int = 1024  # a worker whose memory stays above this is replaced
     # --- authentication of CDS clients (docs/security.md) ---
     # JSON file of trusted JWT issuers; required while authentication is on.
     trusted_issuers_file: Path | None = None
@@ -72,6 +78,11 @@ class Settings:
             fhir_max_pages=_int(env, "CDS_FHIR_MAX_PAGES", defaults.fhir_max_pages, minimum=1),
             allow_http_fhir_server=_bool(env, "CDS_ALLOW_HTTP_FHIR_SERVER", defaults.allow_http_fhir_server),
             log_level=env.get("CDS_LOG_LEVEL", defaults.log_level).upper(),
+            header_read_timeout=_float(env, "CDS_HEADER_READ_TIMEOUT", defaults.header_read_timeout),
+            body_read_timeout=_float(env, "CDS_BODY_READ_TIMEOUT", defaults.body_read_timeout),
+            call_timeout=_float(env, "CDS_CALL_TIMEOUT", defaults.call_timeout),
+            threads=_int(env, "CDS_THREADS", defaults.threads, minimum=1),
+            worker_max_rss_mib=_int(env, "CDS_WORKER_MAX_RSS_MIB", defaults.worker_max_rss_mib, minimum=128),
             trusted_issuers_file=Path(env["CDS_TRUSTED_ISSUERS"]) if env.get("CDS_TRUSTED_ISSUERS", "").strip() else None,
             auth_disabled=_bool(env, "CDS_INSECURE_DISABLE_AUTH", defaults.auth_disabled),
             public_base_urls=_base_urls(env, "CDS_PUBLIC_BASE_URL"),
