@@ -120,6 +120,7 @@ class Service:
             "CDS_STATE_DIR": str(state),
             # The FHIR stand-in is plain http on loopback; the flag only allows an http fhirServer.
             "CDS_ALLOW_HTTP_FHIR_SERVER": "true",
+            "CDS_ALLOW_PRIVATE_FHIR_ADDRESSES": "true",  # ... and one on loopback
         })
         self.log_file = log_path.open("wb")
         cli = [str(Path(PYTHON).parent / "cds-service")] if not gc_tuned else [PYTHON, "-m", "bench.gc_launcher"]

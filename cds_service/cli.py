@@ -84,6 +84,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from .budget import WorkBudgetExceeded
     from .fhir.client import FetchLimits, FhirClient
     from .fhir.gather import DataUnavailable
     from .knowledge.explain import format_traces, format_unreadable
@@ -102,7 +103,8 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         body = orjson.loads(args.request.read_bytes())
         hook_request = HookRequest.from_json(body, expected_hook=args.hook)
         now = _parse_now(args.now)
-        client = FhirClient(FetchLimits(total_timeout=settings.fhir_total_timeout))
+        client = FhirClient(FetchLimits(total_timeout=settings.fhir_total_timeout,
+                                        allow_private_addresses=settings.allow_private_fhir_addresses))
         decision = decide(
             knowledge, service, hook_request, client, now,
             allow_http_fhir_server=settings.allow_http_fhir_server, explain=args.explain,
@@ -121,6 +123,9 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     except DataUnavailable as exc:
         print(f"cds-service: data unavailable (the service would answer 412): {exc}", file=sys.stderr)
+        return 1
+    except WorkBudgetExceeded as exc:
+        print(f"cds-service: over the work budget (the service would answer 422): {exc.what}", file=sys.stderr)
         return 1
     sys.stdout.write(orjson.dumps(decision.response(hook_request.hook_instance), option=orjson.OPT_INDENT_2).decode() + "\n")
     if args.explain:

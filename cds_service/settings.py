@@ -36,8 +36,13 @@ class Settings:
     fhir_read_timeout: float = 5.0
     fhir_total_timeout: float = 8.0
     fhir_max_pages: int = 50
+    fhir_max_call_bytes: int = 24 * 1024 * 1024  # all FHIR responses of one call together
     # FHIR servers receive the EHR's bearer token: plain http is for local development only.
     allow_http_fhir_server: bool = False
+    # Development only: fhirServer may resolve to loopback and private addresses (never link-local).
+    allow_private_fhir_addresses: bool = False
+    max_resources: int = 20_000  # per call, prefetched and fetched together (422 beyond)
+    max_evaluation_seconds: float = 20.0  # per call, checked between stages (422 beyond); < call_timeout
     log_level: str = "INFO"
     # --- serving (cds_service/serving/, docs/security.md s9) ---
     header_read_timeout: float = 10.0  # a client must send its request line and headers within this
@@ -76,7 +81,11 @@ class Settings:
             fhir_read_timeout=_float(env, "CDS_FHIR_READ_TIMEOUT", defaults.fhir_read_timeout),
             fhir_total_timeout=_float(env, "CDS_FHIR_TOTAL_TIMEOUT", defaults.fhir_total_timeout),
             fhir_max_pages=_int(env, "CDS_FHIR_MAX_PAGES", defaults.fhir_max_pages, minimum=1),
+            fhir_max_call_bytes=_int(env, "CDS_FHIR_MAX_CALL_BYTES", defaults.fhir_max_call_bytes, minimum=1024),
             allow_http_fhir_server=_bool(env, "CDS_ALLOW_HTTP_FHIR_SERVER", defaults.allow_http_fhir_server),
+            allow_private_fhir_addresses=_bool(env, "CDS_ALLOW_PRIVATE_FHIR_ADDRESSES", defaults.allow_private_fhir_addresses),
+            max_resources=_int(env, "CDS_MAX_RESOURCES", defaults.max_resources, minimum=1),
+            max_evaluation_seconds=_float(env, "CDS_MAX_EVALUATION_SECONDS", defaults.max_evaluation_seconds),
             log_level=env.get("CDS_LOG_LEVEL", defaults.log_level).upper(),
             header_read_timeout=_float(env, "CDS_HEADER_READ_TIMEOUT", defaults.header_read_timeout),
             body_read_timeout=_float(env, "CDS_BODY_READ_TIMEOUT", defaults.body_read_timeout),

@@ -22,13 +22,14 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
 from jwt.exceptions import PyJWTError
 
+from .fhir_servers import FhirServerList
 from .issuers import TrustedIssuers
 from .replay import ReplayCache
 
@@ -65,6 +66,7 @@ class VerifiedClient:
     jti: str
     tenant: str | None
     expires: float
+    fhir_servers: FhirServerList = field(default_factory=FhirServerList)  # what its calls may name as fhirServer
 
 
 class JwtVerifier:
@@ -148,7 +150,7 @@ class JwtVerifier:
             raise AuthError("jti is not a non-empty string of at most 256 characters", **context)
         if not self._replay.remember(iss, jti, expires + self._skew):
             raise AuthError("replayed jti", **context)
-        return VerifiedClient(iss=iss, jti=jti, tenant=tenant, expires=expires)
+        return VerifiedClient(iss=iss, jti=jti, tenant=tenant, expires=expires, fhir_servers=issuer.fhir_servers)
 
     def _check_audience(self, aud: Any, audiences: Iterable[str], context: dict[str, Any]) -> None:
         values = [aud] if isinstance(aud, str) else aud
