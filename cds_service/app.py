@@ -117,7 +117,14 @@ def install_security(app: Flask, settings: Settings) -> None:
         len(issuers.issuers), issuers.source, ", ".join(settings.jwt_algorithms), replay_cache.path,
     )
     if not settings.public_base_urls:
-        logger.info(
-            "CDS_PUBLIC_BASE_URL is not set: a JWT's aud is compared with the URL each request arrived at "
-            "(its Host header); set it behind a proxy or TLS terminator, and in production"
+        production = [issuer.iss for issuer in issuers.issuers.values() if issuer not in issuers.insecure()]
+        if production and settings.require_public_base_url:
+            raise SecurityConfigError(
+                "CDS_PUBLIC_BASE_URL is not set: set it to the URL EHRs call this service at (e.g. https://cds.example.org). "
+                "Without it the Host header, which the client chooses, would decide which JWT aud is accepted; only a "
+                "trusted issuers file of development-only issuers (the sandbox) may run without it"
+            )
+        logger.warning(
+            "CDS_PUBLIC_BASE_URL is not set: a JWT's aud is compared with the URL each request arrived at (its Host "
+            "header, never X-Forwarded-*). Development only; set it in production"
         )

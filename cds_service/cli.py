@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import logging
 import os
@@ -63,6 +64,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from .security import SecurityConfigError
 
     try:
+        settings = dataclasses.replace(settings, require_public_base_url=True)  # serving for real: docs/security.md s5
         app = create_app(settings)  # load the knowledge once, before forking workers
     except KnowledgeError as exc:
         print(f"cds-service: the knowledge cannot be loaded: {exc}", file=sys.stderr)

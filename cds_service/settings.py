@@ -58,6 +58,8 @@ class Settings:
     # Externally visible base URL(s) of this service, e.g. https://cds.example.org behind a proxy;
     # the JWT `aud` must be one of them + the request path. Empty: the URL the request arrived at.
     public_base_urls: tuple[str, ...] = ()
+    # `cds-service serve` sets it: with any issuer that is not development-only, the above is required.
+    require_public_base_url: bool = False
     jwt_algorithms: tuple[str, ...] = DEFAULT_JWT_ALGORITHMS
     jwt_max_lifetime: float = 300.0  # seconds between iat and exp
     jwt_clock_skew: float = 60.0  # seconds of tolerance on exp, iat and nbf

@@ -46,6 +46,7 @@ def service_url() -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "CDS_ALLOW_HTTP_FHIR_SERVER": "true", "CDS_ALLOW_PRIVATE_FHIR_ADDRESSES": "true", "CDS_LOG_LEVEL": "WARNING"}
     env.update(wire_test_environment())
+    env["CDS_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -156,10 +156,10 @@ class JwtVerifier:
         values = [aud] if isinstance(aud, str) else aud
         if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
             raise AuthError("aud is not a string or an array of strings", **context)
-        wanted = {normalize_url(a) for a in audiences}
+        wanted = {n for n in (normalize_url(a) for a in audiences) if n is not None}
         if not any(normalize_url(v) in wanted for v in values):
             shown = ", ".join(_printable(v) for v in values[:3])
-            raise AuthError(f"aud {shown} is not this endpoint ({', '.join(sorted(wanted))})", **context)
+            raise AuthError(f"aud {shown} is not exactly this endpoint ({', '.join(sorted(wanted))})", **context)
 
     def _check_times(self, claims: dict[str, Any], context: dict[str, Any]) -> float:
         now = self._clock()
@@ -196,13 +196,42 @@ def normalize_origin(url: str) -> str:
     return f"{scheme}://{host}"
 
 
-def normalize_url(url: str) -> str:
-    """The normalised origin plus the path without a trailing '/'."""
+def normalize_url(url: str) -> str | None:
+    """RFC 3986 section 6.2.2 normalisation of an endpoint URL, or None when it is not one.
+
+    Scheme and host lower-cased, the default port dropped, percent-encoded unreserved characters
+    decoded and the others' hex upper-cased, an empty path made "/". Nothing else is forgiven:
+    a query, a fragment, userinfo, whitespace, dot segments or a trailing "/" make a different
+    URL (or none), so an ``aud`` matches only the exact endpoint."""
+    if not isinstance(url, str) or not url or _NOT_IN_URL.search(url) or "?" in url or "#" in url:
+        return None
     try:
-        path = urlsplit(url.strip()).path
+        parts = urlsplit(url)
+        port = parts.port
     except ValueError:
-        return url
-    return normalize_origin(url) + path.rstrip("/")
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    path = _PERCENT.sub(_normalize_escape, parts.path) or "/"
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}{path}"
+
+
+_NOT_IN_URL = re.compile(r"[\x00-\x20\x7f\\]")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _normalize_escape(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else "%" + match.group(1).upper()
 
 
 def _printable(value: object, limit: int = 120) -> str:

@@ -44,7 +44,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     port = free_port()
     env = {**os.environ, "CDS_LOG_LEVEL": "DEBUG", "CDS_STATE_DIR": str(directory / "state"),
            "CDS_TRUSTED_ISSUERS": str(write_issuers_file(directory / "issuers.json", CLIENT)),
-           "CDS_CORS_ALLOWED_ORIGINS": ORIGIN, "CDS_MAX_BODY_BYTES": "65536"}
+           "CDS_CORS_ALLOWED_ORIGINS": ORIGIN, "CDS_MAX_BODY_BYTES": "65536",
+           "CDS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
     env.pop("CDS_INSECURE_DISABLE_AUTH", None)
     command = [sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
     with open(log_file, "wb") as output:

@@ -45,6 +45,7 @@ def running_service(env: Mapping[str, str], log_file: Path, workers: int = 2) ->
     port = free_port()
     environment = {name: value for name, value in os.environ.items() if not name.startswith("CDS_")}
     environment.update(env)
+    environment.setdefault("CDS_PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
     command = [sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     with open(log_file, "wb") as output:
         process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT)
