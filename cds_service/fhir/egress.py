@@ -41,11 +41,11 @@ def address_allowed(address: str, allow_private: bool) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+    if ip.is_link_local or ip.is_multicast or ip.is_unspecified:
         return False
-    if ip.is_global:
+    if allow_private and (ip.is_loopback or ip.is_private):
         return True
-    return allow_private and (ip.is_loopback or ip.is_private)
+    return ip.is_global and not ip.is_reserved
 
 
 class _Guard:
