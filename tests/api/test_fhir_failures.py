@@ -97,6 +97,9 @@ FAILURES = {
     "not-a-resource": ({"status": 200, "json": [1, 2, 3]}, "unexpected-resource"),
     "operation-outcome": ({"status": 200, "json": {"resourceType": "OperationOutcome", "issue": []}}, "operation-outcome"),
     "redirect-elsewhere": ({"status": 302, "headers": {"Location": "https://attacker.example/steal"}}, "cross-origin-link"),
+    # Same origin, outside the fhirServer base path: an internal admin page on the EHR's host.
+    "redirect-outside-base": ({"status": 302, "headers": {"Location": "https://ehr.example.org/admin/secrets"}}, "cross-origin-link"),
+    "redirect-dot-segments": ({"status": 302, "headers": {"Location": "https://ehr.example.org/fhir/../admin"}}, "cross-origin-link"),
 }
 
 
@@ -106,7 +109,7 @@ def test_each_failure_is_a_quick_412_without_secrets_in_logs(client, issuer, cap
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add(responses.GET, re.compile(r"https://ehr\.example\.org/fhir/.*"), **kwargs)
         response, elapsed, logged = call(client, issuer, without_prefetch(), caplog)
-        assert all("attacker.example" not in c.request.url for c in mock.calls)
+        assert all("attacker.example" not in c.request.url and "/admin" not in c.request.url for c in mock.calls)
     assert_412(response, elapsed, reason, logged)
 
 

@@ -536,3 +536,25 @@ def test_unreadable_metadata_means_r4_and_is_asked_again_later(rsps: responses.R
     for _ in range(2):
         other.fetch_many(BASE, {"meds": "MedicationRequest?patient=1"}, TOKEN, in_server_release=True)
     assert len([call for call in rsps.calls if call.request.path_url.endswith("/metadata")]) == 3
+
+
+# --- the byte budget of one call (issue 11) ------------------------------------------------------
+
+
+def test_the_byte_budget_is_shared_by_all_queries_of_a_call(rsps):
+    page = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": obs(i)} for i in range(40)]}
+    size = len(json.dumps(page))
+    rsps.add(responses.GET, f"{BASE}/Observation", json=page)
+    rsps.add(responses.GET, f"{BASE}/Condition", json=page)
+    queries = {"a": "Observation?patient=1", "b": "Condition?patient=1"}
+    fits = FhirClient(FetchLimits(max_call_bytes=2 * size + 10)).fetch_many(BASE, queries, TOKEN)
+    assert all(isinstance(result, list) for result in fits.values())
+    over = FhirClient(FetchLimits(max_call_bytes=int(size * 1.5), max_workers=1)).fetch_many(BASE, queries, TOKEN)
+    assert [r.reason for r in over.values() if isinstance(r, FhirFetchError)] == ["too-large"]  # each alone fits
+
+
+def test_paging_links_must_stay_under_the_base_path(rsps):
+    rsps.add(responses.GET, f"{BASE}/Observation", json={
+        "resourceType": "Bundle", "link": [{"relation": "next", "url": "https://ehr.example/admin/export?page=2"}], "entry": []})
+    assert reason_of(FhirClient(), "Observation?patient=1") == "cross-origin-link"
+    assert all("/admin" not in call.request.url for call in rsps.calls)
