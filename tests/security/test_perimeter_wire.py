@@ -230,3 +230,26 @@ def test_five_20_mb_fhir_pages_get_a_422_and_memory_comes_back(dev_service, fhir
     assert response.json()["error"] == "work_budget_exceeded"
     for pid, rss in rss_after.items():
         assert rss < rss_before.get(pid, rss) + 200 * 1024 * 1024  # at most one call's byte budget, parsed
+
+
+# --------------------------------------------------------------------------- forwarded headers
+
+
+def test_forwarded_headers_never_decide_the_audience(tmp_path: Path) -> None:
+    # Development: a development-only issuer and no CDS_PUBLIC_BASE_URL, so the audience is the
+    # URL the request arrived at. X-Forwarded-Proto/-Host, from loopback too, must not change it.
+    dev_client = FakeIssuer(iss="https://dev-only-ehr.example")
+    issuers = write_issuers_file(tmp_path / "issuers.json", **{dev_client.iss: dev_client.entry(development_only=True)})
+    env = {"CDS_TRUSTED_ISSUERS": str(issuers), "CDS_STATE_DIR": str(tmp_path / "state"), "CDS_PUBLIC_BASE_URL": ""}
+    with running_service(env, tmp_path / "server.log", workers=1) as url:
+        forged = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example", "X-Forwarded-Port": "443",
+                  "Forwarded": "proto=https;host=evil.example"}
+        as_forwarded = requests.get(f"{url}/cds-services", timeout=10,
+                                    headers={**forged, **dev_client.headers("https://evil.example/cds-services")})
+        https_forged = requests.get(f"{url}/cds-services", timeout=10,  # gunicorn trusted this one from loopback
+                                    headers={**forged, **dev_client.headers(url.replace("http://", "https://") + "/cds-services")})
+        as_received = requests.get(f"{url}/cds-services", timeout=10, headers={**forged, **dev_client.headers(f"{url}/cds-services")})
+    assert as_forwarded.status_code == 401
+    assert https_forged.status_code == 401
+    assert as_received.status_code == 200
+    assert "CDS_PUBLIC_BASE_URL is not set" in (tmp_path / "server.log").read_text()
