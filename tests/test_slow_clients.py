@@ -70,7 +70,7 @@ def test_slow_connections_are_closed_at_the_header_and_body_timeouts(service: st
             sock.settimeout(0.5)
             try:
                 chunk = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 break

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import ipaddress
+import os
 import socket
 import threading
 from typing import Any
@@ -132,7 +133,9 @@ class EgressSession:
         self.guard = _Guard(allow_private)
         self.session = requests.Session()
         # No proxy or .netrc from the environment: a proxy would make the address check moot.
+        # A CA bundle named there is still honoured (a private CA for the EHR's FHIR server).
         self.session.trust_env = False
+        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self.session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))  # no state between fetches
         adapter = _GuardedAdapter(self.guard, pool_size)
         self.session.mount("http://", adapter)

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
+import datetime
+import http.server
+import ssl
+import threading
+from urllib.parse import unquote, urlsplit
 
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cds_service.fhir.client import FetchLimits, FhirClient, FhirFetchError
 from cds_service.fhir.egress import address_allowed
 from cds_service.security.fhir_servers import FhirServerEntryError, parse_fhir_servers
 
@@ -55,3 +68,62 @@ def test_anything_else_is_refused(url: str) -> None:
 def test_bad_entries_are_configuration_errors(entry: str) -> None:
     with pytest.raises(FhirServerEntryError):
         parse_fhir_servers([entry])
+
+
+def test_https_through_the_checked_connection_verifies_the_certificate(tmp_path, monkeypatch) -> None:
+    # The checked socket is wrapped in TLS for the host name: SNI and verification still work.
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            payload = b'{"resourceType": "Patient", "id": "1"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"https://localhost:{httpd.server_port}/fhir"
+    try:
+        client = FhirClient(FetchLimits(allow_private_addresses=True))
+        with pytest.raises(FhirFetchError):  # an unknown CA: refused
+            client.fetch(base, "Patient/1", None)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "cert.pem"))
+        assert client.fetch(base, "Patient/1", None) == [{"resourceType": "Patient", "id": "1"}]
+        with pytest.raises(FhirFetchError) as refused:  # and loopback is still refused by default
+            FhirClient().fetch(base, "Patient/1", None)
+        assert refused.value.reason == "address-refused"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@given(prefix=st.sampled_from(["https://fhir.example.net/tenants", "https://fhir.example.net", "https://fhir.example.net.",
+                               "https://user@fhir.example.net/tenants"]),
+       suffix=st.text(alphabet="/.%2eE@:?#\\ab\t\n-_~ ", max_size=24))
+@settings(derandomize=True, max_examples=400, database=None)
+def test_fuzz_an_allowed_url_is_always_under_a_listed_base(prefix: str, suffix: str) -> None:
+    url = prefix + suffix
+    if SERVERS.allows(url):
+        parts = urlsplit(url)
+        assert parts.hostname == "fhir.example.net" and "@" not in parts.netloc
+        assert parts.path.rstrip("/") == "/tenants" or parts.path.startswith("/tenants/")
+        assert ".." not in unquote(parts.path).split("/") and not parts.query and not parts.fragment
