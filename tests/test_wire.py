@@ -1,4 +1,4 @@
-"""The real thing on loopback: `cds-service serve` (gunicorn) answering over HTTP.
+"""The real thing on loopback: `cds-service serve` (granian) answering over HTTP.
 
 Uses the wall clock: the fixture's dates are rolled forward so they are as old today as
 they were at the fixture's clock.

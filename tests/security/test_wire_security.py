@@ -1,4 +1,4 @@
-"""Authentication and CORS over real HTTP against `cds-service serve` with two gunicorn workers.
+"""Authentication and CORS over real HTTP against `cds-service serve` with two worker processes.
 
 The replay cache must hold across worker processes: the same token sent on parallel
 connections is accepted exactly once.
@@ -75,7 +75,7 @@ def test_a_token_is_accepted_once_across_workers(server) -> None:
         headers = CLIENT.headers(url)
 
         def send(_: int) -> int:
-            # A new connection each time, so gunicorn spreads the calls over both workers.
+            # A new connection each time, so the calls are spread over both workers.
             return requests.post(url, json=body, headers={**headers, "Connection": "close"}, timeout=20).status_code
 
         with ThreadPoolExecutor(max_workers=8) as pool:
