@@ -202,8 +202,11 @@ class FhirClient:
             call.egress.cut()
             pool.shutdown(wait=False, cancel_futures=True)
             _, stuck = cf.wait(started, timeout=limits.connect_timeout + 1.0)
-            if stuck:  # only a host name lookup can still be running; it ends by itself
-                log.warning("FHIR fetch: %d thread(s) still resolving a host name after the deadline", len(stuck))
+            if stuck:  # a host name lookup cannot be interrupted; it ends by itself
+                log.warning("FHIR fetch: %d thread(s) still running %.1f s after the deadline", len(stuck),
+                            limits.connect_timeout + 1.0)
+            else:
+                pool.shutdown(wait=True)  # every task is done: the idle threads exit now, joined
             call.egress.close()
 
         results: dict[str, list[dict] | FhirFetchError] = {}

@@ -55,10 +55,18 @@ class _Guard:
     def __init__(self, allow_private: bool) -> None:
         self.allow_private = allow_private
         self._lock = threading.Lock()
-        self._connections: list[Any] = []
+        self._sockets: list[socket.socket] = []
         self._cut = False
 
-    def connect(self, connection: Any, host: str, port: int, timeout: Any, options: Any) -> socket.socket:
+    def track(self, sock: socket.socket) -> None:
+        """Remember a socket of this call (the TLS socket too: wrapping detaches the plain one)."""
+        with self._lock:
+            self._sockets.append(sock)
+            cut = self._cut
+        if cut:
+            _shutdown(sock)
+
+    def connect(self, host: str, port: int, timeout: Any, options: Any) -> socket.socket:
         infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
         for info in infos:
             if not address_allowed(str(info[4][0]), self.allow_private):
@@ -70,7 +78,7 @@ class _Guard:
                 if self._cut:
                     sock.close()
                     raise OSError("the call's deadline has passed")
-                self._connections.append((connection, sock))
+                self._sockets.append(sock)
             try:
                 for option in options or ():
                     sock.setsockopt(*option)
@@ -87,21 +95,25 @@ class _Guard:
         """Shut down every socket of this call: blocked reads and writes return at once."""
         with self._lock:
             self._cut = True
-            connections = list(self._connections)
-        for connection, raw in connections:
-            for sock in (getattr(connection, "sock", None), raw):  # the TLS socket wraps the raw one
-                if sock is None:
-                    continue
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
 
 
-def _connection_class(base: type, guard: _Guard) -> type:
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        # The plain socket's shutdown, also on a TLS socket: SSLSocket.shutdown would drop its SSL
+        # object under the thread still reading it. A closed socket has no descriptor (-1): no
+        # risk of touching a descriptor the process has since reused.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _connection_class(base: Any, guard: _Guard) -> type:
     def _new_conn(self: Any) -> socket.socket:
         try:
-            return guard.connect(self, self._dns_host, self.port, self.timeout, self.socket_options)
+            return guard.connect(self._dns_host, self.port, self.timeout, self.socket_options)
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc
         except TimeoutError as exc:
@@ -109,7 +121,12 @@ def _connection_class(base: type, guard: _Guard) -> type:
         except OSError as exc:
             raise NewConnectionError(self, f"failed to establish a new connection: {type(exc).__name__}") from exc
 
-    return type(f"Guarded{base.__name__}", (base,), {"_new_conn": _new_conn})
+    def connect(self: Any) -> None:
+        base.connect(self)
+        if self.sock is not None:
+            guard.track(self.sock)  # the TLS socket, which http.client may drop before the body is read
+
+    return type(f"Guarded{base.__name__}", (base,), {"_new_conn": _new_conn, "connect": connect})
 
 
 class _GuardedAdapter(HTTPAdapter):

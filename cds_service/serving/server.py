@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from granian import Granian
-from granian.constants import Interfaces
+from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 
 from ..settings import Settings
@@ -34,6 +34,7 @@ def serve(app: Any, settings: Settings, host: str, port: int, workers: int) -> N
         interface=Interfaces.ASGI,
         workers=workers,
         websockets=False,
+        http=HTTPModes.http1,  # the header read timeout is an HTTP/1 setting; EHRs speak HTTP/1.1
         http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_read_timeout * 1000)),
         log_access=False,  # access logs would carry patient ids in some clients' URLs
         respawn_failed_workers=True,

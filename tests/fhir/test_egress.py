@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import http.server
 import ssl
 import threading
+import time
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -70,8 +72,9 @@ def test_bad_entries_are_configuration_errors(entry: str) -> None:
         parse_fhir_servers([entry])
 
 
-def test_https_through_the_checked_connection_verifies_the_certificate(tmp_path, monkeypatch) -> None:
-    # The checked socket is wrapped in TLS for the host name: SNI and verification still work.
+@pytest.fixture()
+def tls_files(tmp_path):
+    """A self-signed certificate for localhost: (cert.pem, key.pem)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)
@@ -84,11 +87,27 @@ def test_https_through_the_checked_connection_verifies_the_certificate(tmp_path,
     (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                          serialization.NoEncryption()))
+    return tmp_path / "cert.pem", tmp_path / "key.pem"
+
+
+@contextlib.contextmanager
+def tls_server(tls_files, drip: bool = False):
+    stop = threading.Event()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
             payload = b'{"resourceType": "Patient", "id": "1"}'
             self.send_response(200)
+            if drip:
+                self.end_headers()
+                self.wfile.write(b'{"resourceType": "Bundle", "entry": [')
+                while not stop.wait(0.05):
+                    try:
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                return
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -97,23 +116,43 @@ def test_https_through_the_checked_connection_verifies_the_certificate(tmp_path,
             pass
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    context.load_cert_chain(*tls_files)
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"https://localhost:{httpd.server_port}/fhir"
     try:
+        yield f"https://localhost:{httpd.server_port}/fhir"
+    finally:
+        stop.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_https_through_the_checked_connection_verifies_the_certificate(tls_files, monkeypatch) -> None:
+    # The checked socket is wrapped in TLS for the host name: SNI and verification still work.
+    with tls_server(tls_files) as base:
         client = FhirClient(FetchLimits(allow_private_addresses=True))
         with pytest.raises(FhirFetchError):  # an unknown CA: refused
             client.fetch(base, "Patient/1", None)
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "cert.pem"))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_files[0]))
         assert client.fetch(base, "Patient/1", None) == [{"resourceType": "Patient", "id": "1"}]
         with pytest.raises(FhirFetchError) as refused:  # and loopback is still refused by default
             FhirClient().fetch(base, "Patient/1", None)
         assert refused.value.reason == "address-refused"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+
+
+def test_a_dripping_tls_server_is_cut_at_the_deadline_and_leaves_no_thread(tls_files, monkeypatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_files[0]))
+    with tls_server(tls_files, drip=True) as base:
+        client = FhirClient(FetchLimits(allow_private_addresses=True, total_timeout=0.5, read_timeout=5.0))
+        threads_before = {t.name for t in threading.enumerate() if t.name.startswith("fhir-fetch")}
+        started = time.monotonic()
+        for _ in range(5):
+            result = client.fetch_many(base, {"a": "Observation?patient=1", "b": "Condition?patient=1"}, None)
+            assert {r.reason for r in result.values()} == {"deadline"}
+        assert time.monotonic() - started < 5 * (0.5 + 2.0 + 1.0)  # deadline + connect timeout + 1 s, each
+        assert {t.name for t in threading.enumerate() if t.name.startswith("fhir-fetch")} == threads_before
 
 
 @given(prefix=st.sampled_from(["https://fhir.example.net/tenants", "https://fhir.example.net", "https://fhir.example.net.",
