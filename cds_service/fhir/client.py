@@ -201,7 +201,8 @@ class FhirClient:
             call.stop.set()
             call.egress.cut()
             pool.shutdown(wait=False, cancel_futures=True)
-            _, stuck = cf.wait(started, timeout=limits.connect_timeout + 1.0)
+            # (A cancelled future never counts as done for cf.wait: leave those out.)
+            _, stuck = cf.wait([f for f in started if not f.cancelled()], timeout=limits.connect_timeout + 1.0)
             if stuck:  # a host name lookup cannot be interrupted; it ends by itself
                 log.warning("FHIR fetch: %d thread(s) still running %.1f s after the deadline", len(stuck),
                             limits.connect_timeout + 1.0)

@@ -151,7 +151,7 @@ def test_a_dripping_tls_server_is_cut_at_the_deadline_and_leaves_no_thread(tls_f
         for _ in range(5):
             result = client.fetch_many(base, {"a": "Observation?patient=1", "b": "Condition?patient=1"}, None)
             assert {r.reason for r in result.values()} == {"deadline"}
-        assert time.monotonic() - started < 5 * (0.5 + 2.0 + 1.0)  # deadline + connect timeout + 1 s, each
+        assert time.monotonic() - started < 5 * (0.5 + 1.5)  # each: its deadline, the cut wakes the reads at once
         assert {t.name for t in threading.enumerate() if t.name.startswith("fhir-fetch")} == threads_before
 
 

@@ -188,7 +188,8 @@ def test_fifty_drip_calls_leave_no_thread_or_socket_behind(dev_service, fhir: Ho
     with ThreadPoolExecutor(max_workers=10) as pool:
         results = list(pool.map(drip_call, range(50)))
     assert {status for status, _ in results} == {412}
-    assert max(elapsed for _, elapsed in results) < 15  # the 1 s deadline, plus queueing behind 9 others
+    print("drip call durations: max %.2f s" % max(elapsed for _, elapsed in results))
+    assert max(elapsed for _, elapsed in results) < 8  # the 1 s deadline, plus queueing behind 9 others
     time.sleep(1.0)
     after = {p.pid: (p.num_threads(), p.num_fds()) for p in workers(url)}
     print("threads and fds per worker, before:", before, "after 50 drip calls:", after)
