@@ -3,7 +3,7 @@
 order-select fires while the clinician is still choosing; order-sign fires for the same
 draft when they sign. A card already shown at order-select for the same unchanged draft
 is not repeated at order-sign ("never duplicates across hooks of one ordering session").
-SQLite in WAL mode: one small file, safe across the forked worker processes, no server.
+SQLite in WAL mode: one small file, safe across gunicorn's forked workers, no server.
 """
 
 from __future__ import annotations
