@@ -21,7 +21,7 @@ AREAS = (
     ("record building and input selection", ("knowledge/record.py", "fhir/gather.py", "terminology.py", "protocol/drafts.py")),
     ("engine bookkeeping, card text and mapping", ("knowledge/",)),
     ("JSON parsing / serialising", ("orjson", "_read_json", "jsonio.py")),
-    ("HTTP server, Flask, logging", ("gunicorn", "werkzeug", "flask", "logging")),
+    ("HTTP server, Flask, logging", ("gunicorn", "granian", "a2wsgi", "werkzeug", "flask", "logging")),
 )
 
 
@@ -82,7 +82,7 @@ def tables(results: dict[str, Any]) -> str:
     out: list[str] = []
     w = out.append
     w(f"Run of {m['date']} on {m['cpu']}, {m['cores']} cores, {m['memory_mib'] // 1024} GiB, {m['os']}, Python {m['python']}, "
-      f"{m['wrk']}; commit {m['commit']}; gunicorn sync, {results['workers']} workers, authentication on (ES384 JWT per call); "
+      f"{m['wrk']}; commit {m['commit']}; {results['workers']} workers, authentication on (ES384 JWT per call); "
       f"load average at start {', '.join(f'{x:.2f}' for x in m['load_at_start'])}. Total run time {results['elapsed_s'] / 60:.1f} min.")
     if results.get("quick"):
         w("\n**Quick run (`--quick`): shorter runs, sizes up to 1,000; not for the record.**")
@@ -349,7 +349,7 @@ def plot(results: dict[str, Any], out: Path) -> Path | None:
     ax.set_yscale("log")
     ax.set_xlabel("resources in prefetch")
     ax.set_ylabel("latency over HTTP, ms (1 connection, JWT on, new patient each call)")
-    ax.set_title("End to end: gunicorn, 2 sync workers")
+    ax.set_title("End to end: cds-service serve, 2 workers")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
 

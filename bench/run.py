@@ -4,7 +4,7 @@ Run it with ``bash bench/run.sh`` (installs wrk and the ``bench`` extra first). 
 
 1. generate the workloads (``bench/workload.py``): 10 / 100 / 1,000 / 10,000-resource patients, per hook;
 2. time the in-process pipeline stage by stage (``bench/test_stages.py``, pytest-benchmark);
-3. create an ES384 CDS client (``bench/tokens.py``), start ``cds-service serve`` (gunicorn sync,
+3. create an ES384 CDS client (``bench/tokens.py``), start ``cds-service serve`` (granian; gunicorn sync before issue 11,
    one worker per core, knowledge loaded before fork) on 127.0.0.1 trusting it, and a FHIR
    stand-in with a fixed 50 ms delay (``bench/fhir_standin.py``);
 4. drive it with wrk (``bench/wrk/cds.lua``, one fresh JWT per call): the floor (GET /healthz),
@@ -120,6 +120,7 @@ class Service:
             "CDS_STATE_DIR": str(state),
             # The FHIR stand-in is plain http on loopback; the flag only allows an http fhirServer.
             "CDS_ALLOW_HTTP_FHIR_SERVER": "true",
+            "CDS_ALLOW_PRIVATE_FHIR_ADDRESSES": "true",  # ... and one on loopback
         })
         self.log_file = log_path.open("wb")
         cli = [str(Path(PYTHON).parent / "cds-service")] if not gc_tuned else [PYTHON, "-m", "bench.gc_launcher"]
@@ -316,7 +317,7 @@ def run_stages(sizes: tuple[int, ...], out: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="CDS service benchmark (see bench/run.py)")
     parser.add_argument("--quick", action="store_true", help="shorter runs, sizes up to 1,000 (a smoke test, not for the table)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gunicorn workers (default: one per core)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: one per core)")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--no-stages", action="store_true", help="skip the in-process stage timing")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite the results section of docs/performance.md")

@@ -37,7 +37,7 @@ def create_issuer(directory: Path) -> tuple[Path, Path]:
     jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
     jwk.update({"kid": KID, "alg": "ES384", "use": "sig"})
     issuers = {"description": "benchmark client (bench/tokens.py); generated per run",
-               "issuers": {ISSUER: {"jwks": {"keys": [jwk]}}}}
+               "issuers": {ISSUER: {"jwks": {"keys": [jwk]}, "fhir_servers": ["http://127.0.0.1:*/*"]}}}
     issuers_path = directory / "trusted-issuers.json"
     issuers_path.write_text(json.dumps(issuers, indent=2))
     return key_path, issuers_path

@@ -43,6 +43,8 @@ def create_app(
             read_timeout=settings.fhir_read_timeout,
             total_timeout=settings.fhir_total_timeout,
             max_pages=settings.fhir_max_pages,
+            max_call_bytes=settings.fhir_max_call_bytes,
+            allow_private_addresses=settings.allow_private_fhir_addresses,
         )
     )
     app = Flask(__name__)
@@ -58,6 +60,11 @@ def create_app(
     install_security(app, settings)
     if settings.allow_http_fhir_server:
         logger.warning("CDS_ALLOW_HTTP_FHIR_SERVER is on: EHR access tokens may be sent over plain http. Development only.")
+    if settings.allow_private_fhir_addresses:
+        logger.warning(
+            "CDS_ALLOW_PRIVATE_FHIR_ADDRESSES is on: a caller may make this service fetch from loopback and private "
+            "network addresses (server-side request forgery). Development only."
+        )
     return app
 
 
@@ -84,6 +91,9 @@ def install_security(app: Flask, settings: Settings) -> None:
             "CDS_TRUSTED_ISSUERS=config/trusted-issuers.sandbox-dev.json), or CDS_INSECURE_DISABLE_AUTH=true for "
             "local development without authentication"
         )
+    for issuer in issuers.issuers.values():
+        if not issuer.fhir_servers.entries:
+            logger.warning("trusted issuer %s lists no fhir_servers: its calls get data from prefetch only", issuer.iss)
     for issuer in issuers.insecure():
         why = "its signing key is public, so anyone can mint tokens it accepts" if issuer.publicly_known_key else "it is marked development_only"
         logger.warning(
@@ -107,7 +117,14 @@ def install_security(app: Flask, settings: Settings) -> None:
         len(issuers.issuers), issuers.source, ", ".join(settings.jwt_algorithms), replay_cache.path,
     )
     if not settings.public_base_urls:
-        logger.info(
-            "CDS_PUBLIC_BASE_URL is not set: a JWT's aud is compared with the URL each request arrived at "
-            "(its Host header); set it behind a proxy or TLS terminator, and in production"
+        production = [issuer.iss for issuer in issuers.issuers.values() if issuer not in issuers.insecure()]
+        if production and settings.require_public_base_url:
+            raise SecurityConfigError(
+                "CDS_PUBLIC_BASE_URL is not set: set it to the URL EHRs call this service at (e.g. https://cds.example.org). "
+                "Without it the Host header, which the client chooses, would decide which JWT aud is accepted; only a "
+                "trusted issuers file of development-only issuers (the sandbox) may run without it"
+            )
+        logger.warning(
+            "CDS_PUBLIC_BASE_URL is not set: a JWT's aud is compared with the URL each request arrived at (its Host "
+            "header, never X-Forwarded-*). Development only; set it in production"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import logging
 import os
@@ -37,12 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cds-service", description="CDS Hooks service for vitamin B12 deficiency neuropathy")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the service with gunicorn")
+    serve = commands.add_parser("serve", help="run the service (granian, Flask behind a buffering front)")
     serve.add_argument("--host", default=os.environ.get("CDS_HOST", "127.0.0.1"), help="interface to bind (default 127.0.0.1)")
     # Not 8080: that is where a locally run CDS Hooks sandbox listens.
     serve.add_argument("--port", type=int, default=int(os.environ.get("CDS_PORT", "8000")), help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=int(os.environ.get("CDS_WORKERS", "0")) or (os.cpu_count() or 1),
-                       help="gunicorn sync workers (default: one per core)")
+                       help="worker processes (default: one per core)")
     serve.set_defaults(handler=_serve)
 
     evaluate = commands.add_parser("evaluate", help="print the cards for a hook request file, without a server")
@@ -58,13 +59,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from gunicorn.app.base import BaseApplication
-
     from .app import create_app
     from .knowledge.loader import KnowledgeError
     from .security import SecurityConfigError
 
     try:
+        settings = dataclasses.replace(settings, require_public_base_url=True)  # serving for real: docs/security.md s5
         app = create_app(settings)  # load the knowledge once, before forking workers
     except KnowledgeError as exc:
         print(f"cds-service: the knowledge cannot be loaded: {exc}", file=sys.stderr)
@@ -78,23 +78,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     gc.collect()
     gc.freeze()
 
-    class _Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{args.host}:{args.port}")
-            self.cfg.set("workers", args.workers)
-            self.cfg.set("worker_class", "sync")
-            self.cfg.set("timeout", 30)
-            self.cfg.set("accesslog", None)  # access logs carry patient ids in URLs of some clients
-
-        def load(self) -> Any:
-            return app
+    from .serving.server import serve
 
     print(f"cds-service: serving CDS Hooks on http://{args.host}:{args.port}/cds-services with {args.workers} worker(s)", file=sys.stderr)
-    _Server().run()
+    serve(app, settings, args.host, args.port, args.workers)
     return 0
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from .budget import WorkBudgetExceeded
     from .fhir.client import FetchLimits, FhirClient
     from .fhir.gather import DataUnavailable
     from .knowledge.explain import format_traces, format_unreadable
@@ -113,7 +105,8 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         body = orjson.loads(args.request.read_bytes())
         hook_request = HookRequest.from_json(body, expected_hook=args.hook)
         now = _parse_now(args.now)
-        client = FhirClient(FetchLimits(total_timeout=settings.fhir_total_timeout))
+        client = FhirClient(FetchLimits(total_timeout=settings.fhir_total_timeout,
+                                        allow_private_addresses=settings.allow_private_fhir_addresses))
         decision = decide(
             knowledge, service, hook_request, client, now,
             allow_http_fhir_server=settings.allow_http_fhir_server, explain=args.explain,
@@ -132,6 +125,9 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     except DataUnavailable as exc:
         print(f"cds-service: data unavailable (the service would answer 412): {exc}", file=sys.stderr)
+        return 1
+    except WorkBudgetExceeded as exc:
+        print(f"cds-service: over the work budget (the service would answer 422): {exc.what}", file=sys.stderr)
         return 1
     sys.stdout.write(orjson.dumps(decision.response(hook_request.hook_instance), option=orjson.OPT_INDENT_2).decode() + "\n")
     if args.explain:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .budget import WorkBudget
 from .fhir.client import FhirClient
 from .fhir.gather import gather_resources
 from .fhir.patterns import ID
@@ -29,6 +30,7 @@ from .knowledge.record import PatientRecord
 from .protocol.drafts import DraftOrders, read_draft_orders
 from .protocol.models import HookRequest
 from .protocol.validation import check_prefetch_bundles
+from .security.fhir_servers import FhirServerList
 from .store.shown_cards import ShownCardStore
 
 logger = logging.getLogger(__name__)
@@ -68,13 +70,21 @@ def decide(
     allow_http_fhir_server: bool = False,
     shown_cards: ShownCardStore | None = None,
     explain: bool = False,
+    fhir_servers: FhirServerList | None = None,
+    budget: WorkBudget | None = None,
 ) -> Decision:
+    """Raises RequestValidationError (400), DataUnavailable (412) or WorkBudgetExceeded (422)."""
+    deadline = (budget or WorkBudget()).start()
     check_prefetch_bundles(request.prefetch, service.prefetch)  # RequestValidationError: the caller's 400
-    resources = gather_resources(request, service.prefetch, client, allow_http_fhir_server)
+    resources = gather_resources(request, service.prefetch, client, allow_http_fhir_server, fhir_servers)
+    deadline.check_resources(len(resources) + len(request.draft_orders))
+    deadline.check()
     record = PatientRecord.read(resources, knowledge.reader, patient_id=request.patient_id)
+    deadline.check()
     drafts = read_draft_orders(request, knowledge.reader, record.resolve)
     context = hook_context(request, drafts)
     result = apply_service(knowledge, service, record, context, now, explain=explain)
+    deadline.check()
     cards = without_repeats(result.cards, context, shown_cards)
     unreadable = record.problems + drafts.problems + tuple(_unusable(resource) for resource in result.unusable)
     _log_unreadable(service.id, unreadable)

@@ -36,9 +36,20 @@ class Settings:
     fhir_read_timeout: float = 5.0
     fhir_total_timeout: float = 8.0
     fhir_max_pages: int = 50
+    fhir_max_call_bytes: int = 24 * 1024 * 1024  # all FHIR responses of one call together
     # FHIR servers receive the EHR's bearer token: plain http is for local development only.
     allow_http_fhir_server: bool = False
+    # Development only: fhirServer may resolve to loopback and private addresses (never link-local).
+    allow_private_fhir_addresses: bool = False
+    max_resources: int = 20_000  # per call, prefetched and fetched together (422 beyond)
+    max_evaluation_seconds: float = 20.0  # per call, checked between stages (422 beyond); < call_timeout
     log_level: str = "INFO"
+    # --- serving (cds_service/serving/, docs/security.md s9) ---
+    header_read_timeout: float = 10.0  # a client must send its request line and headers within this
+    body_read_timeout: float = 30.0  # ... and then its whole body within this (25 MB at ~7 Mbit/s)
+    call_timeout: float = 25.0  # a call still running then is answered 503 JSON
+    threads: int = 4  # threads running calls, per worker process
+    worker_max_rss_mib: int = 1024  # a worker whose memory stays above this is replaced
     # --- authentication of CDS clients (docs/security.md) ---
     # JSON file of trusted JWT issuers; required while authentication is on.
     trusted_issuers_file: Path | None = None
@@ -47,6 +58,8 @@ class Settings:
     # Externally visible base URL(s) of this service, e.g. https://cds.example.org behind a proxy;
     # the JWT `aud` must be one of them + the request path. Empty: the URL the request arrived at.
     public_base_urls: tuple[str, ...] = ()
+    # `cds-service serve` sets it: with any issuer that is not development-only, the above is required.
+    require_public_base_url: bool = False
     jwt_algorithms: tuple[str, ...] = DEFAULT_JWT_ALGORITHMS
     jwt_max_lifetime: float = 300.0  # seconds between iat and exp
     jwt_clock_skew: float = 60.0  # seconds of tolerance on exp, iat and nbf
@@ -70,8 +83,17 @@ class Settings:
             fhir_read_timeout=_float(env, "CDS_FHIR_READ_TIMEOUT", defaults.fhir_read_timeout),
             fhir_total_timeout=_float(env, "CDS_FHIR_TOTAL_TIMEOUT", defaults.fhir_total_timeout),
             fhir_max_pages=_int(env, "CDS_FHIR_MAX_PAGES", defaults.fhir_max_pages, minimum=1),
+            fhir_max_call_bytes=_int(env, "CDS_FHIR_MAX_CALL_BYTES", defaults.fhir_max_call_bytes, minimum=1024),
             allow_http_fhir_server=_bool(env, "CDS_ALLOW_HTTP_FHIR_SERVER", defaults.allow_http_fhir_server),
+            allow_private_fhir_addresses=_bool(env, "CDS_ALLOW_PRIVATE_FHIR_ADDRESSES", defaults.allow_private_fhir_addresses),
+            max_resources=_int(env, "CDS_MAX_RESOURCES", defaults.max_resources, minimum=1),
+            max_evaluation_seconds=_float(env, "CDS_MAX_EVALUATION_SECONDS", defaults.max_evaluation_seconds),
             log_level=env.get("CDS_LOG_LEVEL", defaults.log_level).upper(),
+            header_read_timeout=_float(env, "CDS_HEADER_READ_TIMEOUT", defaults.header_read_timeout),
+            body_read_timeout=_float(env, "CDS_BODY_READ_TIMEOUT", defaults.body_read_timeout),
+            call_timeout=_float(env, "CDS_CALL_TIMEOUT", defaults.call_timeout),
+            threads=_int(env, "CDS_THREADS", defaults.threads, minimum=1),
+            worker_max_rss_mib=_int(env, "CDS_WORKER_MAX_RSS_MIB", defaults.worker_max_rss_mib, minimum=128),
             trusted_issuers_file=Path(env["CDS_TRUSTED_ISSUERS"]) if env.get("CDS_TRUSTED_ISSUERS", "").strip() else None,
             auth_disabled=_bool(env, "CDS_INSECURE_DISABLE_AUTH", defaults.auth_disabled),
             public_base_urls=_base_urls(env, "CDS_PUBLIC_BASE_URL"),

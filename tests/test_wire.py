@@ -1,4 +1,4 @@
-"""The real thing on loopback: `cds-service serve` (gunicorn) answering over HTTP.
+"""The real thing on loopback: `cds-service serve` (granian) answering over HTTP.
 
 Uses the wall clock: the fixture's dates are rolled forward so they are as old today as
 they were at the fixture's clock.
@@ -44,8 +44,9 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def service_url() -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "CDS_ALLOW_HTTP_FHIR_SERVER": "true", "CDS_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "CDS_ALLOW_HTTP_FHIR_SERVER": "true", "CDS_ALLOW_PRIVATE_FHIR_ADDRESSES": "true", "CDS_LOG_LEVEL": "WARNING"}
     env.update(wire_test_environment())
+    env["CDS_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

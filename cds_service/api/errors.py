@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from flask import Flask
@@ -34,8 +35,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:
-        # Details stay in the log (without request data); the client learns only that it failed.
-        logger.exception("unhandled error while serving a request")
+        # The type and where it happened go to the log, never the exception's text: that text can
+        # hold a client string (a key, a value) with a newline in it. The client learns only that it failed.
+        where = "".join(traceback.format_tb(exc.__traceback__)[-5:]).rstrip()
+        logger.error("unhandled error while serving a request: %s\n%s", type(exc).__name__, where)
         response = app.json.response({"error": "internal_error", "message": "the service failed to process this request"})
         response.status_code = 500
         return response

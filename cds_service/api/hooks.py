@@ -8,8 +8,9 @@ import time
 from typing import Any
 
 import orjson
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, g, request
 
+from ..budget import WorkBudget, WorkBudgetExceeded
 from ..fhir.gather import DataUnavailable
 from ..pipeline import decide
 from ..protocol.models import HookRequest
@@ -51,14 +52,22 @@ def call_service(service_id: str) -> Any:
         return body
     try:
         hook_request = HookRequest.from_json(body, expected_hook=service.hook)
+        settings = runtime.settings
+        client = g.get("cds_client")  # None when authentication is off: any fhirServer (addresses still checked)
         decision = decide(
             runtime.knowledge, service, hook_request, runtime.fhir_client, runtime.clock(),
-            allow_http_fhir_server=runtime.settings.allow_http_fhir_server, shown_cards=runtime.shown_cards,
+            allow_http_fhir_server=settings.allow_http_fhir_server, shown_cards=runtime.shown_cards,
+            fhir_servers=client.fhir_servers if client is not None else None,
+            budget=WorkBudget(settings.max_resources, settings.max_evaluation_seconds),
         )
     except RequestValidationError as exc:
         return exc.to_json(), 400
+    except WorkBudgetExceeded as exc:
+        logger.warning("service %s hookInstance %s: 422, %s", service.id, _loggable(hook_request.hook_instance), exc.what)
+        return json_error(422, "work_budget_exceeded", f"{exc.what}; send less data (docs/security.md, budgets)")
     except DataUnavailable as exc:
-        logger.warning("service %s hookInstance %s: 412, data unavailable for %s", service.id, _loggable(hook_request.hook_instance), sorted(exc.problems))
+        logger.warning("service %s hookInstance %s: 412, data unavailable for %s", service.id, _loggable(hook_request.hook_instance),
+                       [_loggable(key) for key in sorted(exc.problems)])
         response = json_error(412, "precondition_failed", "data the recommendations need could not be obtained from prefetch or the FHIR server")
         response[0]["prefetch"] = exc.problems
         return response

@@ -10,27 +10,31 @@ token grants access to the EHR, so this module:
 * sends the token only to the origin (scheme, host, port) of `fhirServer`: paging links and
   redirects to any other origin are refused before a request is made;
 * bounds every fetch in time (connect/read timeouts plus a wall-clock deadline), pages,
-  entries and bytes, so a slow or hostile server cannot stall or exhaust a worker.
+  entries and bytes, so a slow or hostile server cannot stall or exhaust a worker;
+* connects only to public addresses (``egress.py``; loopback and private ones in development),
+  with a Session of its own per call whose sockets are shut down when the deadline passes, and
+  waits for its threads: nothing of a call outlives it;
+* stays under the ``fhirServer`` base path: paging links and redirects elsewhere on the same
+  host are refused (the base itself is checked against the issuer's list by the caller).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import http.cookiejar
 import logging
 import re
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import orjson
 import requests
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
 
 from . import versions
+from .egress import AddressRefused, EgressSession
 
 log = logging.getLogger(__name__)
 
@@ -75,31 +79,49 @@ class FetchLimits:
     total_timeout: float = 8.0  # wall-clock deadline for one fetch()/fetch_many() call
     max_pages: int = 50  # per query, following Bundle.link[relation=next]
     max_entries: int = 20_000  # per query
-    max_response_bytes: int = 32 * 1024 * 1024  # per HTTP response (decoded)
+    max_response_bytes: int = 16 * 1024 * 1024  # per HTTP response (decoded)
+    max_call_bytes: int = 24 * 1024 * 1024  # all responses of one call together, /metadata included
     max_workers: int = 8
+    # Development only: let fhirServer resolve to loopback or private addresses.
+    allow_private_addresses: bool = False
+
+
+class _Budget:
+    """Bytes left for one call, shared by its threads."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            self._used += size
+            return self._used <= self.limit
+
+
+@dataclass
+class _Call:
+    """One call's deadline, stop flag, byte budget and connections."""
+
+    deadline: float
+    stop: threading.Event
+    budget: _Budget
+    egress: EgressSession
 
 
 class FhirClient:
-    """Thread-safe: one Session (urllib3 pool) shared by the fetch_many worker threads."""
+    """Thread-safe. Each fetch_many() call has its own Session and threads, all gone when it returns."""
 
-    def __init__(self, limits: FetchLimits | None = None, session: requests.Session | None = None) -> None:
+    def __init__(self, limits: FetchLimits | None = None) -> None:
         self._limits = limits or FetchLimits()
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_maxsize=self._limits.max_workers)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            # Calls for different users share this Session: an EHR cookie set for one
-            # token must never ride along with another user's request.
-            session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        self._session = session
         self._releases: dict[str, tuple[str, float]] = {}  # normalised base URL -> (release, valid until)
         self._releases_lock = threading.Lock()
 
     def close(self) -> None:
-        self._session.close()
+        """Nothing to release: connections live only as long as one call."""
 
-    def _release(self, base_url: str, token: str | None, deadline: float, stop: threading.Event | None) -> str:
+    def _release(self, base_url: str, token: str | None, call: _Call) -> str:
         """'1.0' (DSTU2), '3.0' (STU3) or '4.0' (R4 and anything else), from the server's
         CapabilityStatement.fhirVersion at ``/metadata``; remembered an hour per server. A server
         whose metadata cannot be read is taken as R4, and asked again a minute later."""
@@ -116,8 +138,8 @@ class FhirClient:
         if token and _TOKEN_RE.fullmatch(token):
             headers["Authorization"] = f"Bearer {token}"
         try:
-            url = _same_origin(base + "metadata", origin, "CapabilityStatement", "connection")
-            body = self._get_json(url, origin, headers, "CapabilityStatement", deadline, stop)
+            url = _same_origin(base + "metadata", origin, base, "CapabilityStatement", "connection")
+            body = self._get_json(url, origin, base, headers, "CapabilityStatement", call)
         except FhirFetchError as exc:
             log.warning("FHIR server metadata unavailable (%s): its FHIR version is taken to be R4", exc.reason)
             release, valid = "4.0", now + _RELEASE_RETRY
@@ -135,12 +157,10 @@ class FhirClient:
 
     def fetch(self, base_url: str, relative_query: str, access_token: str | None) -> list[dict]:
         """Read (`Patient/1` -> [resource]) or search (`Observation?...` -> all entry resources)."""
-        deadline = time.monotonic() + self._limits.total_timeout
-        try:
-            return self._fetch(base_url, relative_query, access_token, deadline, None)
-        except FhirFetchError as exc:
-            log.warning("FHIR %s fetch failed: %s", exc.resource_type, exc.reason)
-            raise
+        result = self.fetch_many(base_url, {"query": relative_query}, access_token)["query"]
+        if isinstance(result, FhirFetchError):
+            raise result
+        return result
 
     def fetch_many(
         self, base_url: str, queries: Mapping[str, str], access_token: str | None, in_server_release: bool = False
@@ -151,33 +171,48 @@ class FhirClient:
         server's FHIR version calls them (``MedicationRequest`` -> ``MedicationOrder`` on DSTU2),
         reading its ``/metadata`` within the same time budget.
 
-        Returns by about `total_timeout`: queries still running then become "deadline" and are
-        told to stop, but are not waited for.
+        Returns by about `total_timeout`: queries still running then become "deadline"; their
+        sockets are shut down and their threads waited for.
         """
         if not queries:
             return {}
-        deadline = time.monotonic() + self._limits.total_timeout
-        stop = threading.Event()
-        pool = cf.ThreadPoolExecutor(
-            max_workers=max(1, min(self._limits.max_workers, len(queries))), thread_name_prefix="fhir-fetch"
-        )
+        limits = self._limits
+        call = _Call(time.monotonic() + limits.total_timeout, threading.Event(), _Budget(limits.max_call_bytes),
+                     EgressSession(limits.allow_private_addresses, limits.max_workers))
+        pool = cf.ThreadPoolExecutor(max_workers=max(1, min(limits.max_workers, len(queries))), thread_name_prefix="fhir-fetch")
         futures: dict[str, cf.Future] = {}
+        started: list[cf.Future] = []
+        late: set[str] = set(queries)  # keys not done by the deadline: "deadline", whatever they end with
         try:
             if in_server_release and _version_matters(queries):
-                release = pool.submit(self._release, base_url, access_token, deadline, stop)
-                cf.wait([release], timeout=max(0.0, deadline - time.monotonic()))
+                release = pool.submit(self._release, base_url, access_token, call)
+                started.append(release)
+                cf.wait([release], timeout=max(0.0, call.deadline - time.monotonic()))
                 renames = versions.SEARCH_TYPES.get(release.result() if release.done() else "4.0", {})
                 queries = {key: _in_release(query, renames) for key, query in queries.items()}
             for key, query in queries.items():
-                futures[key] = pool.submit(self._fetch_safe, base_url, query, access_token, deadline, stop)
-            cf.wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
+                futures[key] = pool.submit(self._fetch_safe, base_url, query, access_token, call)
+            started.extend(futures.values())
+            cf.wait(futures.values(), timeout=max(0.0, call.deadline - time.monotonic()))
+            late = {key for key, future in futures.items() if not future.done()}
         finally:
-            stop.set()  # stragglers abort at their next checkpoint instead of finishing
+            # The deadline really ends the call: stragglers are told to stop, their sockets are shut
+            # down (a blocked read returns at once), and their threads are waited for.
+            call.stop.set()
+            call.egress.cut()
             pool.shutdown(wait=False, cancel_futures=True)
+            # (A cancelled future never counts as done for cf.wait: leave those out.)
+            _, stuck = cf.wait([f for f in started if not f.cancelled()], timeout=limits.connect_timeout + 1.0)
+            if stuck:  # a host name lookup cannot be interrupted; it ends by itself
+                log.warning("FHIR fetch: %d thread(s) still running %.1f s after the deadline", len(stuck),
+                            limits.connect_timeout + 1.0)
+            else:
+                pool.shutdown(wait=True)  # every task is done: the idle threads exit now, joined
+            call.egress.close()
 
         results: dict[str, list[dict] | FhirFetchError] = {}
         for key, future in futures.items():
-            if future.done() and not future.cancelled():
+            if key not in late and future.done() and not future.cancelled():
                 result = future.result()
             else:
                 result = FhirFetchError(
@@ -190,20 +225,16 @@ class FhirClient:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _fetch_safe(
-        self, base_url: str, query: str, token: str | None, deadline: float, stop: threading.Event
-    ) -> list[dict] | FhirFetchError:
+    def _fetch_safe(self, base_url: str, query: str, token: str | None, call: _Call) -> list[dict] | FhirFetchError:
         try:
-            return self._fetch(base_url, query, token, deadline, stop)
+            return self._fetch(base_url, query, token, call)
         except FhirFetchError as exc:
             return exc
         except Exception as exc:  # a bug must not fail the other keys; its text may hold PHI
             log.error("FHIR %s fetch crashed: %s", _resource_type(query), type(exc).__name__)
             return FhirFetchError("connection", _resource_type(query), "internal error")
 
-    def _fetch(
-        self, base_url: str, query: str, token: str | None, deadline: float, stop: threading.Event | None
-    ) -> list[dict]:
+    def _fetch(self, base_url: str, query: str, token: str | None, call: _Call) -> list[dict]:
         rtype = _resource_type(query)
         base, origin = _normalize_base(base_url, rtype)
         if not isinstance(query, str) or not _TYPE_RE.fullmatch(_head(query)):
@@ -217,12 +248,12 @@ class FhirClient:
         path = query.lstrip("/")
         read = _READ_RE.fullmatch(path.split("?", 1)[0])
         # Plain concatenation (not urljoin) keeps base paths like /fhir/r4 and can't change host.
-        url = _same_origin(base + path, origin, rtype, "connection")
+        url = _same_origin(base + path, origin, base, rtype, "connection")
         limits = self._limits
         resources: list[dict] = []
         seen: set[str] = set()
         for _page in range(limits.max_pages):
-            body = self._get_json(url, origin, headers, rtype, deadline, stop)
+            body = self._get_json(url, origin, base, headers, rtype, call)
             kind = body["resourceType"]
             if kind == "OperationOutcome":
                 raise FhirFetchError("operation-outcome", rtype)
@@ -240,42 +271,37 @@ class FhirClient:
                 return resources
             seen.add(url)
             # Relative links resolve against the base (spec); every link must stay on its origin.
-            url = _same_origin(urljoin(base, link), origin, rtype, "cross-origin-link")
+            url = _same_origin(urljoin(base, link), origin, base, rtype, "cross-origin-link")
             if url in seen:
                 raise FhirFetchError("too-many-pages", rtype, "next link loops")
         raise FhirFetchError("too-many-pages", rtype, f"limit {limits.max_pages}")
 
-    def _get_json(
-        self, url: str, origin: Origin, headers: dict[str, str], rtype: str, deadline: float,
-        stop: threading.Event | None,
-    ) -> dict:
-        # Redirects are followed by hand so that each hop gets the same-origin check.
+    def _get_json(self, url: str, origin: Origin, base: str, headers: dict[str, str], rtype: str, call: _Call) -> dict:
+        # Redirects are followed by hand so that each hop gets the origin and base path check.
         for _hop in range(_MAX_REDIRECTS + 1):
-            resp = self._send(url, headers, rtype, deadline, stop)
+            resp = self._send(url, headers, rtype, call)
             with resp:
                 status = resp.status_code
                 if status in _REDIRECT_CODES and resp.headers.get("Location"):
-                    url = _same_origin(urljoin(url, resp.headers["Location"]), origin, rtype, "cross-origin-link")
+                    url = _same_origin(urljoin(url, resp.headers["Location"]), origin, base, rtype, "cross-origin-link")
                     continue
                 _check_status(status, rtype)
-                raw = self._read_body(resp, rtype, deadline, stop)
+                raw = self._read_body(resp, rtype, call)
             return _parse(raw, rtype)
         raise FhirFetchError("too-many-pages", rtype, "redirect loop")
 
-    def _send(
-        self, url: str, headers: dict[str, str], rtype: str, deadline: float, stop: threading.Event | None
-    ) -> requests.Response:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or (stop is not None and stop.is_set()):
+    def _send(self, url: str, headers: dict[str, str], rtype: str, call: _Call) -> requests.Response:
+        remaining = call.deadline - time.monotonic()
+        if remaining <= 0 or call.stop.is_set():
             raise FhirFetchError("deadline", rtype, f"total_timeout {self._limits.total_timeout}s")
         timeout = (min(self._limits.connect_timeout, remaining), min(self._limits.read_timeout, remaining))
         try:
-            return self._session.get(url, headers=headers, timeout=timeout, stream=True, allow_redirects=False)
+            return call.egress.session.get(url, headers=headers, timeout=timeout, stream=True, allow_redirects=False)
         except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as exc:
             error = _transport_error(exc, rtype)
         raise error  # outside the except block: no __context__ holding the URL-bearing exception
 
-    def _read_body(self, resp: requests.Response, rtype: str, deadline: float, stop: threading.Event | None) -> bytes:
+    def _read_body(self, resp: requests.Response, rtype: str, call: _Call) -> bytearray:
         limit = self._limits.max_response_bytes
         declared = resp.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -286,13 +312,16 @@ class FhirClient:
                 buf += chunk
                 if len(buf) > limit:  # decoded size, so gzip bombs are caught too
                     raise FhirFetchError("too-large", rtype, f"limit {limit} bytes")
-                # A server dripping bytes never trips the read timeout; the deadline still holds.
-                if time.monotonic() > deadline or (stop is not None and stop.is_set()):
+                if not call.budget.take(len(chunk)):
+                    raise FhirFetchError("too-large", rtype, f"call limit {call.budget.limit} bytes")
+                # A server dripping bytes never trips the read timeout; the deadline still holds
+                # (and past it the socket is shut down under this thread).
+                if time.monotonic() > call.deadline or call.stop.is_set():
                     raise FhirFetchError("deadline", rtype, f"total_timeout {self._limits.total_timeout}s")
         except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as exc:
             error = _transport_error(exc, rtype)
         else:
-            return bytes(buf)
+            return buf
         raise error
 
 
@@ -354,10 +383,10 @@ def _normalize_base(base_url: object, rtype: str) -> tuple[str, Origin]:
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/", "", "")), origin
 
 
-def _same_origin(url: str, origin: Origin, rtype: str, reason: str) -> str:
-    """Return the URL requests will actually send, or raise if it leaves `origin`."""
+def _same_origin(url: str, origin: Origin, base: str, rtype: str, reason: str) -> str:
+    """Return the URL requests will actually send, or raise if it leaves `origin` or the `base` path."""
     url = url.split("#", 1)[0]
-    if _AMBIGUOUS_URL_RE.search(url) or _origin(url) != origin:
+    if _AMBIGUOUS_URL_RE.search(url) or _origin(url) != origin or not _under_base(url, base):
         raise FhirFetchError(reason, rtype, "URL outside the fhirServer origin")
     prepared = requests.PreparedRequest()
     try:
@@ -370,8 +399,19 @@ def _same_origin(url: str, origin: Origin, rtype: str, reason: str) -> str:
     return prepared.url
 
 
+def _under_base(url: str, base: str) -> bool:
+    """The path is the base path or below it, without dot segments (a server would resolve them)."""
+    path = urlsplit(url).path
+    base_path = urlsplit(base).path.rstrip("/")
+    if any(segment in (".", "..") for segment in unquote(path).split("/")):
+        return False
+    return path.rstrip("/") == base_path or path.startswith(base_path + "/")
+
+
 def _transport_error(exc: BaseException, rtype: str) -> FhirFetchError:
     log.debug("FHIR %s transport error: %s", rtype, type(exc).__name__)  # type only: text has the URL
+    if _caused_by(exc, AddressRefused):
+        return FhirFetchError("address-refused", rtype, "fhirServer resolves to a non-public address")
     inner = exc.args[0] if exc.args else None
     # requests reports a read timeout while streaming the body as ConnectionError(ReadTimeoutError).
     if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError)) or isinstance(
@@ -379,6 +419,21 @@ def _transport_error(exc: BaseException, rtype: str) -> FhirFetchError:
     ):
         return FhirFetchError("timeout", rtype)
     return FhirFetchError("connection", rtype)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``kind`` is somewhere in the chain requests and urllib3 wrap around a socket error."""
+    seen: list[object] = [exc]
+    for _ in range(8):
+        if not seen:
+            return False
+        current = seen.pop()
+        if isinstance(current, kind):
+            return True
+        if isinstance(current, BaseException):
+            seen.extend(item for item in (current.__cause__, current.__context__, getattr(current, "reason", None),
+                                          current.args[0] if current.args else None) if item is not None)
+    return False
 
 
 def _check_status(status: int, rtype: str) -> None:
@@ -393,7 +448,7 @@ def _check_status(status: int, rtype: str) -> None:
     raise FhirFetchError("unexpected-resource", rtype, f"HTTP {status}")  # 1xx/3xx without Location
 
 
-def _parse(raw: bytes, rtype: str) -> dict:
+def _parse(raw: bytes | bytearray, rtype: str) -> dict:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -14,13 +14,25 @@ the resource reader then reads what comes back as R4.
 
 from __future__ import annotations
 
+import logging
 import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from ..budget import WorkBudgetExceeded
 from ..protocol.models import HookRequest
+from ..security.fhir_servers import FhirServerList
 from .client import FhirClient, FhirFetchError
+
+log = logging.getLogger(__name__)
+
+# What the caller is told when a fetch failed, whatever the cause: a refused connection, a timeout
+# and a closed port must look alike, or the service becomes a port scanner (issue 11). The cause
+# goes to the log under the reference given in the message.
+FETCH_FAILED = "could not be fetched from the FHIR server (the service's log has the cause under reference {ref})"
+NOT_ALLOWED = "not in prefetch, and fhirServer is not a FHIR server this client may name (its trusted issuer's fhir_servers)"
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z.]+)\s*\}\}")
 _USER_TOKENS = {
@@ -34,8 +46,9 @@ _USER_TOKENS = {
 class DataUnavailable(Exception):
     """Data the recommendations need could not be had; maps prefetch key -> reason."""
 
-    def __init__(self, problems: Mapping[str, str]) -> None:
+    def __init__(self, problems: Mapping[str, str], reference: str | None = None) -> None:
         self.problems = dict(problems)
+        self.reference = reference  # the log line with the causes of fetch failures, if any
         super().__init__("; ".join(f"{key}: {reason}" for key, reason in sorted(self.problems.items())))
 
 
@@ -66,8 +79,12 @@ def gather_resources(
     templates: Mapping[str, str],
     client: FhirClient,
     allow_http_fhir_server: bool = False,
+    fhir_servers: FhirServerList | None = None,
 ) -> list[Any]:
-    """The resources (raw JSON) the prefetch ``templates`` ask for; raises DataUnavailable."""
+    """The resources (raw JSON) the prefetch ``templates`` ask for; raises DataUnavailable.
+
+    ``fhir_servers``: what the calling client may name as ``fhirServer`` (None: any, when
+    authentication is off); WorkBudgetExceeded when the FHIR server sends too much."""
     resources: list[Any] = []
     to_fetch: dict[str, str] = {}
     problems: dict[str, str] = {}
@@ -87,10 +104,11 @@ def gather_resources(
             problems[key] = "its prefetch template needs a context value this request does not have"
         else:
             to_fetch[key] = query
+    reference = None
     if to_fetch:
-        _fetch(request, to_fetch, client, allow_http_fhir_server, resources, problems)
+        reference = _fetch(request, to_fetch, client, allow_http_fhir_server, fhir_servers, resources, problems)
     if problems:
-        raise DataUnavailable(problems)
+        raise DataUnavailable(problems, reference)
     return resources
 
 
@@ -140,21 +158,39 @@ def _fetch(
     queries: dict[str, str],
     client: FhirClient,
     allow_http: bool,
+    fhir_servers: FhirServerList | None,
     resources: list[Any],
     problems: dict[str, str],
-) -> None:
+) -> str | None:
+    """Fetch the queries; the reference of the log line with the causes of failures, if any."""
     server = request.fhir_server
     if not server:
         for key in queries:
             problems[key] = "not in prefetch, and the request has no fhirServer to fetch it from"
-        return
+        return None
     if urlsplit(server).scheme != "https" and not allow_http:
         for key in queries:
             problems[key] = "not in prefetch, and fhirServer is not https (CDS_ALLOW_HTTP_FHIR_SERVER allows http in development)"
-        return
+        return None
+    if fhir_servers is not None and not fhir_servers.allows(server):
+        log.warning("fhirServer refused: not in the fhir_servers of the calling client's issuer")
+        for key in queries:
+            problems[key] = NOT_ALLOWED
+        return None
     token = request.fhir_authorization.access_token if request.fhir_authorization else None
-    for key, result in client.fetch_many(server, queries, token, in_server_release=True).items():
-        if isinstance(result, FhirFetchError):
-            problems[key] = f"fetching it from the FHIR server failed ({result.reason})"
-        else:
+    results = client.fetch_many(server, queries, token, in_server_release=True)
+    failures = {key: result for key, result in results.items() if isinstance(result, FhirFetchError)}
+    if any(failure.reason == "too-large" for failure in failures.values()):
+        raise WorkBudgetExceeded("the FHIR server sent more data than one call may read")
+    for result in results.values():
+        if not isinstance(result, FhirFetchError):
             resources.extend(result)
+    if not failures:
+        return None
+    reference = uuid.uuid4().hex[:12]
+    # Reason codes and resource types only: no URL, query or token.
+    log.warning("FHIR fetch failures (reference %s): %s", reference,
+                ", ".join(f"{f.resource_type}: {f.reason}" for f in failures.values()))
+    for key in failures:
+        problems[key] = FETCH_FAILED.format(ref=reference)
+    return reference

@@ -3,7 +3,7 @@
 * ``issuers``  - the trusted issuers file (``CDS_TRUSTED_ISSUERS``): who may call, with which keys;
 * ``jwks``     - each issuer's keys: inline, or fetched from a pinned URL with a cache that
                  refreshes on an unknown ``kid`` at most once per cooldown;
-* ``replay``   - the ``jti`` replay cache, an SQLite file shared by the gunicorn workers;
+* ``replay``   - the ``jti`` replay cache, an SQLite file shared by the worker processes;
 * ``verifier`` - every check on one token, raising ``AuthError`` with a loggable reason;
 * ``flask_auth`` - the ``before_request`` hook guarding ``/cds-services`` and below.
 

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from .errors import SecurityConfigError
+from .fhir_servers import FhirServerEntryError, FhirServerList, parse_fhir_servers
 from .jwks import JwkError, KeySet, RemoteJwks, StaticJwks, parse_jwk_set
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
 SANDBOX_PUBLIC_KEY_X = "dw_JGR8nB2I6XveNxUOl2qk699ZPLM2nYI5STSdiEl9avAkrm3CkfYMbrrjr8laB"
 
 _ROOT_FIELDS = ("issuers", "description", "$comment")
-_ISSUER_FIELDS = ("jwks_url", "jwks", "jku", "tenant", "origins", "development_only", "description", "$comment")
+_ISSUER_FIELDS = ("jwks_url", "jwks", "jku", "tenant", "origins", "fhir_servers", "development_only", "description", "$comment")
 _LOOPBACK_NAMES = ("localhost",)
 
 
@@ -61,6 +62,8 @@ class TrustedIssuer:
     tenants: frozenset[str] = frozenset()
     # Browser origins this client calls from; they join the CORS allow-list.
     origins: tuple[str, ...] = ()
+    # The FHIR server base URLs its calls may name as fhirServer; empty: none (prefetch only).
+    fhir_servers: FhirServerList = field(default_factory=FhirServerList)
     development_only: bool = False
     # The private key of this issuer is public (the CDS Hooks sandbox): development only.
     publicly_known_key: bool = False
@@ -145,12 +148,17 @@ def _issuer(iss: str, entry: Any, where: str, cache_seconds: float, cooldown: fl
     if not isinstance(development_only, bool):
         raise IssuerConfigError(f"{where}: {at}.development_only: must be true or false")
     origins = tuple(_origin(o, where, f"{at}.origins") for o in _strings(entry, "origins", where, at))
+    try:
+        fhir_servers = parse_fhir_servers(_strings(entry, "fhir_servers", where, at))
+    except FhirServerEntryError as exc:
+        raise IssuerConfigError(f"{where}: {at}.fhir_servers: {exc}") from None
     return TrustedIssuer(
         iss=iss,
         keys=keys,
         allowed_jku=frozenset(allowed_jku),
         tenants=frozenset(_strings(entry, "tenant", where, at)),
         origins=origins,
+        fhir_servers=fhir_servers,
         development_only=development_only,
         publicly_known_key=publicly_known or iss == SANDBOX_ISSUER,
     )

@@ -6,7 +6,7 @@ plus the clock skew); a second use inside that window is a replay. ``remember`` 
 both accept it. Expired rows are purged every ``purge_every`` seconds by whichever process
 notices first.
 
-Connections are opened lazily per process and thread (the app is created before gunicorn
+Connections are opened lazily per process and thread (the app is created before the server
 forks; an SQLite connection must never cross a fork).
 """
 

@@ -22,13 +22,14 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
 from jwt.exceptions import PyJWTError
 
+from .fhir_servers import FhirServerList
 from .issuers import TrustedIssuers
 from .replay import ReplayCache
 
@@ -65,6 +66,7 @@ class VerifiedClient:
     jti: str
     tenant: str | None
     expires: float
+    fhir_servers: FhirServerList = field(default_factory=FhirServerList)  # what its calls may name as fhirServer
 
 
 class JwtVerifier:
@@ -148,16 +150,16 @@ class JwtVerifier:
             raise AuthError("jti is not a non-empty string of at most 256 characters", **context)
         if not self._replay.remember(iss, jti, expires + self._skew):
             raise AuthError("replayed jti", **context)
-        return VerifiedClient(iss=iss, jti=jti, tenant=tenant, expires=expires)
+        return VerifiedClient(iss=iss, jti=jti, tenant=tenant, expires=expires, fhir_servers=issuer.fhir_servers)
 
     def _check_audience(self, aud: Any, audiences: Iterable[str], context: dict[str, Any]) -> None:
         values = [aud] if isinstance(aud, str) else aud
         if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
             raise AuthError("aud is not a string or an array of strings", **context)
-        wanted = {normalize_url(a) for a in audiences}
+        wanted = {n for n in (normalize_url(a) for a in audiences) if n is not None}
         if not any(normalize_url(v) in wanted for v in values):
             shown = ", ".join(_printable(v) for v in values[:3])
-            raise AuthError(f"aud {shown} is not this endpoint ({', '.join(sorted(wanted))})", **context)
+            raise AuthError(f"aud {shown} is not exactly this endpoint ({', '.join(sorted(wanted))})", **context)
 
     def _check_times(self, claims: dict[str, Any], context: dict[str, Any]) -> float:
         now = self._clock()
@@ -194,13 +196,42 @@ def normalize_origin(url: str) -> str:
     return f"{scheme}://{host}"
 
 
-def normalize_url(url: str) -> str:
-    """The normalised origin plus the path without a trailing '/'."""
+def normalize_url(url: str) -> str | None:
+    """RFC 3986 section 6.2.2 normalisation of an endpoint URL, or None when it is not one.
+
+    Scheme and host lower-cased, the default port dropped, percent-encoded unreserved characters
+    decoded and the others' hex upper-cased, an empty path made "/". Nothing else is forgiven:
+    a query, a fragment, userinfo, whitespace, dot segments or a trailing "/" make a different
+    URL (or none), so an ``aud`` matches only the exact endpoint."""
+    if not isinstance(url, str) or not url or _NOT_IN_URL.search(url) or "?" in url or "#" in url:
+        return None
     try:
-        path = urlsplit(url.strip()).path
+        parts = urlsplit(url)
+        port = parts.port
     except ValueError:
-        return url
-    return normalize_origin(url) + path.rstrip("/")
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    path = _PERCENT.sub(_normalize_escape, parts.path) or "/"
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}{path}"
+
+
+_NOT_IN_URL = re.compile(r"[\x00-\x20\x7f\\]")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _normalize_escape(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else "%" + match.group(1).upper()
 
 
 def _printable(value: object, limit: int = 120) -> str:

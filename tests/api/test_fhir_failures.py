@@ -41,7 +41,7 @@ BUDGET = TOTAL_TIMEOUT + 2.0  # the whole call, including the app's own work
 @pytest.fixture(scope="module")
 def client(knowledge, auth_settings: Settings):
     settings = replace(auth_settings, fhir_connect_timeout=0.5, fhir_read_timeout=0.5, fhir_total_timeout=TOTAL_TIMEOUT,
-                       fhir_max_pages=5, allow_http_fhir_server=True)
+                       fhir_max_pages=5, allow_http_fhir_server=True, allow_private_fhir_addresses=True)
     return create_app(settings, knowledge=knowledge, clock=lambda: NOW).test_client()
 
 
@@ -68,11 +68,18 @@ def call(client, issuer: FakeIssuer, body: dict, caplog: pytest.LogCaptureFixtur
     return response, elapsed, logged
 
 
-def assert_412(response: Any, elapsed: float, reason: str) -> None:
+def assert_412(response: Any, elapsed: float, reason: str, logged: str) -> None:
+    """412, the cause in the log under the reference the body gives, and in the body one fixed text:
+    a refused, a timed-out and a closed connection must look alike to the caller (issue 11)."""
     assert response.status_code == 412, response.get_json()
     body = response.get_json()
     assert body["error"] == "precondition_failed"
-    assert any(reason in text for text in body["prefetch"].values()), body["prefetch"]
+    texts = set(body["prefetch"].values())
+    assert len(texts) == 1, texts
+    reference = re.fullmatch(r"could not be fetched from the FHIR server \(the service's log has the cause under reference ([0-9a-f]{12})\)",
+                             texts.pop())
+    assert reference, body["prefetch"]
+    assert re.search(rf"reference {reference.group(1)}\): .*\b{re.escape(reason)}\b", logged), logged
     assert ACCESS_TOKEN not in str(body)
     assert elapsed < BUDGET, f"took {elapsed:.2f} s"
 
@@ -90,6 +97,9 @@ FAILURES = {
     "not-a-resource": ({"status": 200, "json": [1, 2, 3]}, "unexpected-resource"),
     "operation-outcome": ({"status": 200, "json": {"resourceType": "OperationOutcome", "issue": []}}, "operation-outcome"),
     "redirect-elsewhere": ({"status": 302, "headers": {"Location": "https://attacker.example/steal"}}, "cross-origin-link"),
+    # Same origin, outside the fhirServer base path: an internal admin page on the EHR's host.
+    "redirect-outside-base": ({"status": 302, "headers": {"Location": "https://ehr.example.org/admin/secrets"}}, "cross-origin-link"),
+    "redirect-dot-segments": ({"status": 302, "headers": {"Location": "https://ehr.example.org/fhir/../admin"}}, "cross-origin-link"),
 }
 
 
@@ -98,9 +108,9 @@ def test_each_failure_is_a_quick_412_without_secrets_in_logs(client, issuer, cap
     kwargs, reason = FAILURES[mode]
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add(responses.GET, re.compile(r"https://ehr\.example\.org/fhir/.*"), **kwargs)
-        response, elapsed, _ = call(client, issuer, without_prefetch(), caplog)
-        assert all("attacker.example" not in c.request.url for c in mock.calls)
-    assert_412(response, elapsed, reason)
+        response, elapsed, logged = call(client, issuer, without_prefetch(), caplog)
+        assert all("attacker.example" not in c.request.url and "/admin" not in c.request.url for c in mock.calls)
+    assert_412(response, elapsed, reason, logged)
 
 
 def test_endless_paging_stops_at_the_page_limit(client, issuer, caplog) -> None:
@@ -114,8 +124,8 @@ def test_endless_paging_stops_at_the_page_limit(client, issuer, caplog) -> None:
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_callback(responses.GET, re.compile(r"https://ehr\.example\.org/fhir/.*"), callback=endless)
-        response, elapsed, _ = call(client, issuer, without_prefetch(), caplog)
-    assert_412(response, elapsed, "too-many-pages")
+        response, elapsed, logged = call(client, issuer, without_prefetch(), caplog)
+    assert_412(response, elapsed, "too-many-pages", logged)
     assert pages["count"] <= 5 * len(response.get_json()["prefetch"])  # at most max_pages per prefetch key
 
 
@@ -128,8 +138,8 @@ def test_the_token_is_sent_to_the_fhir_server_and_nowhere_else(client, issuer, c
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_callback(responses.GET, re.compile(r".*"), callback=record)
-        response, elapsed, _ = call(client, issuer, without_prefetch(), caplog)
-    assert_412(response, elapsed, "http-5xx")
+        response, elapsed, logged = call(client, issuer, without_prefetch(), caplog)
+    assert_412(response, elapsed, "http-5xx", logged)
     assert seen and all(url.startswith("https://ehr.example.org/fhir/") for url, _ in seen)
     assert all(auth == f"Bearer {ACCESS_TOKEN}" for _, auth in seen)
 
@@ -185,5 +195,5 @@ def slow_server() -> Iterator[str]:
 
 @pytest.mark.parametrize("path,reason", [("slow", "timeout"), ("drip", "deadline")])
 def test_slow_servers_are_cut_off_by_the_time_budget(client, issuer, caplog, slow_server: str, path: str, reason: str) -> None:
-    response, elapsed, _ = call(client, issuer, without_prefetch(f"{slow_server}/{path}/fhir"), caplog)
-    assert_412(response, elapsed, reason)
+    response, elapsed, logged = call(client, issuer, without_prefetch(f"{slow_server}/{path}/fhir"), caplog)
+    assert_412(response, elapsed, reason, logged)

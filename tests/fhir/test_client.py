@@ -6,6 +6,7 @@ import http.server
 import json
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 
@@ -355,14 +356,14 @@ class _Server:
 def test_fetch_many_runs_concurrently():
     with _Server(delay=0.2) as server:
         queries = {f"k{i}": f"Patient/{i}" for i in range(4)}
-        result = FhirClient().fetch_many(server.base, queries, TOKEN)
+        result = FhirClient(FetchLimits(allow_private_addresses=True)).fetch_many(server.base, queries, TOKEN)
     assert all(r == [{"resourceType": "Patient", "id": "1"}] for r in result.values()), result
     assert server.max_in_flight >= 2
 
 
 def test_fetch_many_deadline_returns_slow_keys_as_errors():
     with _Server(delay=0.0, slow_delay=10.0) as server:
-        client = FhirClient(FetchLimits(total_timeout=0.5, read_timeout=5.0))
+        client = FhirClient(FetchLimits(allow_private_addresses=True, total_timeout=0.5, read_timeout=5.0))
         queries = {"fast": "Patient/1", "slow1": "SlowThing/1", "slow2": "SlowThing?x=1"}
         result = client.fetch_many(server.base, queries, TOKEN)
     assert result["fast"] == [{"resourceType": "Patient", "id": "1"}]
@@ -375,9 +376,13 @@ def test_fetch_many_deadline_returns_slow_keys_as_errors():
 def test_fetch_many_deadline_cancels_queued_queries():
     # One worker, slow server: the queued second query must not run after the deadline.
     with _Server(delay=0.0, slow_delay=10.0) as server:
-        client = FhirClient(FetchLimits(total_timeout=0.3, max_workers=1))
+        client = FhirClient(FetchLimits(allow_private_addresses=True, total_timeout=0.3, max_workers=1))
+        started = time.monotonic()
         result = client.fetch_many(server.base, {"a": "SlowThing/1", "b": "SlowThing/2"}, None)
+        elapsed = time.monotonic() - started
     assert {r.reason for r in result.values()} <= {"deadline", "timeout"}
+    # The deadline ends the call: the blocked read is woken, nothing waits for the cancelled query.
+    assert elapsed < 0.3 + 1.5, f"took {elapsed:.2f} s"
 
 
 @pytest.mark.parametrize(
@@ -410,7 +415,7 @@ def test_stalled_body(content_length, reason):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stall)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        client = FhirClient(FetchLimits(read_timeout=0.3, max_response_bytes=10_000))
+        client = FhirClient(FetchLimits(allow_private_addresses=True, read_timeout=0.3, max_response_bytes=10_000))
         base = f"http://127.0.0.1:{httpd.server_address[1]}"
         assert reason_of(client, "Patient/1", base=base) == reason
     finally:
@@ -419,24 +424,21 @@ def test_stalled_body(content_length, reason):
         httpd.server_close()
 
 
-def test_fetch_many_does_not_wait_for_stragglers():
-    # A worker stuck where no socket timeout applies (e.g. DNS): fetch_many must return without it.
-    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+def test_fetch_many_returns_when_a_host_name_lookup_hangs(monkeypatch):
+    # A lookup is the one step no socket timeout or shutdown reaches: fetch_many still returns
+    # shortly after its deadline (waiting at most connect_timeout + 1 s for the thread).
+    release = threading.Event()
 
-    class Stuck(requests.adapters.HTTPAdapter):
-        def send(self, request, **kwargs):
-            entered.set()
-            release.wait(10)
-            finished.set()
-            raise requests.exceptions.ConnectionError("gave up")
+    def hanging_lookup(*args, **kwargs):
+        release.wait(10)
+        raise OSError("gave up")
 
-    session = requests.Session()
-    session.mount("http://", Stuck())
-    client = FhirClient(FetchLimits(total_timeout=0.3), session=session)
+    monkeypatch.setattr("cds_service.fhir.egress.socket.getaddrinfo", hanging_lookup)
+    client = FhirClient(FetchLimits(total_timeout=0.3, connect_timeout=0.5))
     try:
+        started = time.monotonic()
         result = client.fetch_many("http://ehr.invalid/fhir", {"a": "Patient/1"}, TOKEN)
-        assert entered.is_set()
-        assert not finished.is_set()  # returned while the worker was still inside send()
+        assert time.monotonic() - started < 0.3 + 0.5 + 1.0 + 0.5
         assert result["a"].reason == "deadline"
     finally:
         release.set()
@@ -538,3 +540,25 @@ def test_unreadable_metadata_means_r4_and_is_asked_again_later(rsps: responses.R
     for _ in range(2):
         other.fetch_many(BASE, {"meds": "MedicationRequest?patient=1"}, TOKEN, in_server_release=True)
     assert len([call for call in rsps.calls if call.request.path_url.endswith("/metadata")]) == 3
+
+
+# --- the byte budget of one call (issue 11) ------------------------------------------------------
+
+
+def test_the_byte_budget_is_shared_by_all_queries_of_a_call(rsps):
+    page = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": obs(i)} for i in range(40)]}
+    size = len(json.dumps(page))
+    rsps.add(responses.GET, f"{BASE}/Observation", json=page)
+    rsps.add(responses.GET, f"{BASE}/Condition", json=page)
+    queries = {"a": "Observation?patient=1", "b": "Condition?patient=1"}
+    fits = FhirClient(FetchLimits(max_call_bytes=2 * size + 10)).fetch_many(BASE, queries, TOKEN)
+    assert all(isinstance(result, list) for result in fits.values())
+    over = FhirClient(FetchLimits(max_call_bytes=int(size * 1.5), max_workers=1)).fetch_many(BASE, queries, TOKEN)
+    assert [r.reason for r in over.values() if isinstance(r, FhirFetchError)] == ["too-large"]  # each alone fits
+
+
+def test_paging_links_must_stay_under_the_base_path(rsps):
+    rsps.add(responses.GET, f"{BASE}/Observation", json={
+        "resourceType": "Bundle", "link": [{"relation": "next", "url": "https://ehr.example/admin/export?page=2"}], "entry": []})
+    assert reason_of(FhirClient(), "Observation?patient=1") == "cross-origin-link"
+    assert all("/admin" not in call.request.url for call in rsps.calls)

@@ -18,6 +18,8 @@ from cds_service.settings import Settings
 
 _CURVES = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}
 _REMOVE = object()
+# The FHIR servers test clients name: the responses stand-in and loopback stand-ins on any port.
+TEST_FHIR_SERVERS = ("https://ehr.example.org/fhir", "http://127.0.0.1:*/*", "http://localhost:*/*")
 
 
 class FakeIssuer:
@@ -42,8 +44,8 @@ class FakeIssuer:
         return {"keys": [self.public_jwk(**kwargs)]}
 
     def entry(self, **extra: Any) -> dict[str, Any]:
-        """This issuer's object in a trusted issuers file (inline JWKS)."""
-        return {"jwks": self.jwks(), **extra}
+        """This issuer's object in a trusted issuers file (inline JWKS), naming the test FHIR servers."""
+        return {"jwks": self.jwks(), "fhir_servers": list(TEST_FHIR_SERVERS), **extra}
 
     def claims(self, aud: str | list[str], *, lifetime: float = 300, now: float | None = None) -> dict[str, Any]:
         issued = int(time.time() if now is None else now)

@@ -32,3 +32,13 @@ def test_serve_rejects_hmac_algorithms(monkeypatch: pytest.MonkeyPatch, capsys: 
 def test_default_port_is_not_the_local_sandbox_port(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CDS_PORT", raising=False)
     assert _parser().parse_args(["serve"]).port == 8000
+
+
+def test_serve_requires_the_public_base_url_with_a_production_issuer(tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CDS_TRUSTED_ISSUERS", "config/trusted-issuers.example.json")
+    monkeypatch.setenv("CDS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("CDS_PUBLIC_BASE_URL", raising=False)
+    monkeypatch.delenv("CDS_INSECURE_DISABLE_AUTH", raising=False)
+    assert main(["serve", "--port", "1"]) == 2
+    assert "CDS_PUBLIC_BASE_URL is not set" in capsys.readouterr().err

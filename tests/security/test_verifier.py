@@ -61,10 +61,23 @@ def test_aud_may_be_an_array_containing_this_endpoint(verifier: JwtVerifier) -> 
     verifier.verify(ES384.token(["https://other.example/cds-services", AUD]), [AUD])
 
 
-def test_aud_comparison_ignores_host_case_default_port_and_trailing_slash(verifier: JwtVerifier) -> None:
-    verifier.verify(ES384.token("HTTPS://CDS.example.org:443/cds-services/b12-neuropathy-order-select/"), [AUD])
-    assert normalize_url("http://localhost:80/cds-services") == normalize_url("http://LOCALHOST/cds-services/")
+def test_aud_comparison_is_rfc_3986_normalisation_only(verifier: JwtVerifier) -> None:
+    verifier.verify(ES384.token("HTTPS://CDS.example.org:443/cds-services/b12-neuropathy-order-select"), [AUD])
+    verifier.verify(ES384.token("https://cds.example.org/cds-services/b12%2Dneuropathy-order-select"), [AUD])
+    assert normalize_url("http://localhost:80/cds-services") == normalize_url("http://LOCALHOST/cds-services")
     assert normalize_url("http://localhost:8000/cds-services") != normalize_url("http://localhost/cds-services")
+    assert normalize_url("http://localhost/a%2fb") == "http://localhost/a%2Fb"
+
+
+@pytest.mark.parametrize("aud", [
+    AUD + "/", AUD + "//", AUD + "?x=1", AUD + "#frag", " " + AUD, AUD + " ", AUD + "\n",
+    AUD.replace("https://", "https://user@"), AUD.replace("https://", "https://user:pw@"),
+    AUD.replace("/cds-services/", "/cds-services/./"), AUD.replace("/cds-services/", "/x/../cds-services/"),
+    AUD.replace("/cds-services/", "/cds-services\\"),
+])
+def test_an_aud_that_is_not_exactly_this_endpoint_is_refused(verifier: JwtVerifier, aud: str) -> None:
+    with pytest.raises(AuthError, match="aud"):
+        verifier.verify(ES384.token(aud), [AUD])
 
 
 def test_the_sandbox_header_shape_is_accepted_with_its_jku_allow_listed(tmp_path: Path) -> None:

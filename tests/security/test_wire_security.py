@@ -1,4 +1,4 @@
-"""Authentication and CORS over real HTTP against `cds-service serve` with two gunicorn workers.
+"""Authentication and CORS over real HTTP against `cds-service serve` with two worker processes.
 
 The replay cache must hold across worker processes: the same token sent on parallel
 connections is accepted exactly once.
@@ -44,7 +44,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     port = free_port()
     env = {**os.environ, "CDS_LOG_LEVEL": "DEBUG", "CDS_STATE_DIR": str(directory / "state"),
            "CDS_TRUSTED_ISSUERS": str(write_issuers_file(directory / "issuers.json", CLIENT)),
-           "CDS_CORS_ALLOWED_ORIGINS": ORIGIN, "CDS_MAX_BODY_BYTES": "65536"}
+           "CDS_CORS_ALLOWED_ORIGINS": ORIGIN, "CDS_MAX_BODY_BYTES": "65536",
+           "CDS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
     env.pop("CDS_INSECURE_DISABLE_AUTH", None)
     command = [sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
     with open(log_file, "wb") as output:
@@ -74,7 +75,7 @@ def test_a_token_is_accepted_once_across_workers(server) -> None:
         headers = CLIENT.headers(url)
 
         def send(_: int) -> int:
-            # A new connection each time, so gunicorn spreads the calls over both workers.
+            # A new connection each time, so the calls are spread over both workers.
             return requests.post(url, json=body, headers={**headers, "Connection": "close"}, timeout=20).status_code
 
         with ThreadPoolExecutor(max_workers=8) as pool:
