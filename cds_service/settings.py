@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-DEFAULT_KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "plan_definitions"
+def shipped_knowledge_dir() -> Path:
+    """The knowledge this package ships: inside the installed package (a wheel), else the
+    repository's plan_definitions/ beside it (a checkout, an editable install)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "plan_definitions"
+    return installed if installed.is_dir() else package.parent / "plan_definitions"
+
+
+DEFAULT_KNOWLEDGE_DIR = shipped_knowledge_dir()
 
 # Asymmetric JWS algorithms a CDS client may sign with. The spec forbids "none" and every
 # symmetric (HMAC) algorithm; ES384 and RS384 are the ones it recommends.
