@@ -8,7 +8,7 @@ import gc
 import logging
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     # urllib3 logs request lines (with patient ids in the query) at DEBUG.
     logging.getLogger("urllib3").setLevel(max(logging.WARNING, logging.getLogger().level))
-    return args.handler(args, settings)
+    code: int = args.handler(args, settings)
+    return code
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -160,12 +161,12 @@ def _load_knowledge(settings: Settings) -> Any:
 
 def _parse_now(text: str | None) -> datetime:
     if not text:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"--now must be an ISO 8601 date or instant, got {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from flask import Response
 from flask.json.provider import JSONProvider
 
 
@@ -28,4 +29,4 @@ class OrjsonProvider(JSONProvider):
 
     def response(self, *args: Any, **kwargs: Any) -> Any:
         value = args[0] if len(args) == 1 else (args or kwargs)
-        return self._app.response_class(dumps_bytes(value), mimetype="application/json")
+        return Response(dumps_bytes(value), mimetype="application/json")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+
 def shipped_knowledge_dir() -> Path:
     """The knowledge this package ships: inside the installed package (a wheel), else the
     repository's plan_definitions/ beside it (a checkout, an editable install)."""
@@ -186,7 +187,8 @@ def _algorithms(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> 
         return default
     for item in items:
         if item not in SUPPORTED_JWT_ALGORITHMS:
-            why = "is never allowed (CDS Hooks forbids none and symmetric algorithms)" if item.lower() == "none" or item.upper().startswith("HS") else "is not supported"
+            forbidden = item.lower() == "none" or item.upper().startswith("HS")
+            why = "is never allowed (CDS Hooks forbids none and symmetric algorithms)" if forbidden else "is not supported"
             raise SettingsError(f"{name}: {item!r} {why}; choose from {', '.join(SUPPORTED_JWT_ALGORITHMS)}")
     return tuple(dict.fromkeys(items))
 

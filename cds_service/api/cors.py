@@ -30,7 +30,7 @@ def install_cors(app: Flask, origins: Iterable[str]) -> frozenset[str]:
     allowed = frozenset(normalize_origin(o) for o in configured if o != "*")
 
     def origin_allowed(origin: str | None) -> bool:
-        return bool(origin) and (allow_any or normalize_origin(origin) in allowed)
+        return origin is not None and origin != "" and (allow_any or normalize_origin(origin) in allowed)
 
     @app.before_request
     def preflight() -> Any:

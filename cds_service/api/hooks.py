@@ -26,14 +26,15 @@ _JSON_TYPES = ("application/json", "application/fhir+json")
 
 
 def _runtime() -> CdsRuntime:
-    return current_app.extensions["cds_runtime"]
+    runtime: CdsRuntime = current_app.extensions["cds_runtime"]
+    return runtime
 
 
 @blueprint.get("/cds-services")
 def discovery() -> Any:
     services = []
     for service in _runtime().knowledge.services.values():
-        entry = {"hook": service.hook, "title": service.title, "description": service.description, "id": service.id}
+        entry: dict[str, Any] = {"hook": service.hook, "title": service.title, "description": service.description, "id": service.id}
         if service.prefetch:
             entry["prefetch"] = dict(service.prefetch)
         services.append(entry)

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import orjson
@@ -68,7 +69,7 @@ class FhirFetchError(Exception):
         message = f"{resource_type} fetch failed: {reason}"
         super().__init__(f"{message} ({detail})" if detail else message)
 
-    def __reduce__(self):  # keep reason/resource_type intact when pickled
+    def __reduce__(self) -> tuple[Any, ...]:  # keep reason/resource_type intact when pickled
         return (type(self), (self.reason, self.resource_type, self.detail))
 
 
@@ -143,7 +144,7 @@ class FhirClient:
         except FhirFetchError as exc:
             log.warning("FHIR server metadata unavailable (%s): its FHIR version is taken to be R4", exc.reason)
             release, valid = "4.0", now + _RELEASE_RETRY
-        except Exception as exc:  # a bug must not fail the call; its text may hold a URL
+        except Exception as exc:  # noqa: BLE001 (a bug must not fail the call; its text may hold a URL)
             log.error("FHIR server metadata read crashed: %s", type(exc).__name__)
             release, valid = "4.0", now + _RELEASE_RETRY
         else:
@@ -155,7 +156,7 @@ class FhirClient:
             self._releases[base] = (release, valid)
         return release
 
-    def fetch(self, base_url: str, relative_query: str, access_token: str | None) -> list[dict]:
+    def fetch(self, base_url: str, relative_query: str, access_token: str | None) -> list[dict[str, Any]]:
         """Read (`Patient/1` -> [resource]) or search (`Observation?...` -> all entry resources)."""
         result = self.fetch_many(base_url, {"query": relative_query}, access_token)["query"]
         if isinstance(result, FhirFetchError):
@@ -164,7 +165,7 @@ class FhirClient:
 
     def fetch_many(
         self, base_url: str, queries: Mapping[str, str], access_token: str | None, in_server_release: bool = False
-    ) -> dict[str, list[dict] | FhirFetchError]:
+    ) -> dict[str, list[dict[str, Any]] | FhirFetchError]:
         """Run the queries concurrently; map each key to its resources or its FhirFetchError.
 
         With ``in_server_release``, queries written in R4 terms are first renamed to what the
@@ -180,8 +181,8 @@ class FhirClient:
         call = _Call(time.monotonic() + limits.total_timeout, threading.Event(), _Budget(limits.max_call_bytes),
                      EgressSession(limits.allow_private_addresses, limits.max_workers))
         pool = cf.ThreadPoolExecutor(max_workers=max(1, min(limits.max_workers, len(queries))), thread_name_prefix="fhir-fetch")
-        futures: dict[str, cf.Future] = {}
-        started: list[cf.Future] = []
+        futures: dict[str, cf.Future[Any]] = {}
+        started: list[cf.Future[Any]] = []
         late: set[str] = set(queries)  # keys not done by the deadline: "deadline", whatever they end with
         try:
             if in_server_release and _version_matters(queries):
@@ -210,7 +211,7 @@ class FhirClient:
                 pool.shutdown(wait=True)  # every task is done: the idle threads exit now, joined
             call.egress.close()
 
-        results: dict[str, list[dict] | FhirFetchError] = {}
+        results: dict[str, list[dict[str, Any]] | FhirFetchError] = {}
         for key, future in futures.items():
             if key not in late and future.done() and not future.cancelled():
                 result = future.result()
@@ -225,16 +226,16 @@ class FhirClient:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _fetch_safe(self, base_url: str, query: str, token: str | None, call: _Call) -> list[dict] | FhirFetchError:
+    def _fetch_safe(self, base_url: str, query: str, token: str | None, call: _Call) -> list[dict[str, Any]] | FhirFetchError:
         try:
             return self._fetch(base_url, query, token, call)
         except FhirFetchError as exc:
             return exc
-        except Exception as exc:  # a bug must not fail the other keys; its text may hold PHI
+        except Exception as exc:  # noqa: BLE001 (a bug must not fail the other keys; its text may hold PHI)
             log.error("FHIR %s fetch crashed: %s", _resource_type(query), type(exc).__name__)
             return FhirFetchError("connection", _resource_type(query), "internal error")
 
-    def _fetch(self, base_url: str, query: str, token: str | None, call: _Call) -> list[dict]:
+    def _fetch(self, base_url: str, query: str, token: str | None, call: _Call) -> list[dict[str, Any]]:
         rtype = _resource_type(query)
         base, origin = _normalize_base(base_url, rtype)
         if not isinstance(query, str) or not _TYPE_RE.fullmatch(_head(query)):
@@ -250,7 +251,7 @@ class FhirClient:
         # Plain concatenation (not urljoin) keeps base paths like /fhir/r4 and can't change host.
         url = _same_origin(base + path, origin, base, rtype, "connection")
         limits = self._limits
-        resources: list[dict] = []
+        resources: list[dict[str, Any]] = []
         seen: set[str] = set()
         for _page in range(limits.max_pages):
             body = self._get_json(url, origin, base, headers, rtype, call)
@@ -276,7 +277,7 @@ class FhirClient:
                 raise FhirFetchError("too-many-pages", rtype, "next link loops")
         raise FhirFetchError("too-many-pages", rtype, f"limit {limits.max_pages}")
 
-    def _get_json(self, url: str, origin: Origin, base: str, headers: dict[str, str], rtype: str, call: _Call) -> dict:
+    def _get_json(self, url: str, origin: Origin, base: str, headers: dict[str, str], rtype: str, call: _Call) -> dict[str, Any]:
         # Redirects are followed by hand so that each hop gets the origin and base path check.
         for _hop in range(_MAX_REDIRECTS + 1):
             resp = self._send(url, headers, rtype, call)
@@ -448,11 +449,11 @@ def _check_status(status: int, rtype: str) -> None:
     raise FhirFetchError("unexpected-resource", rtype, f"HTTP {status}")  # 1xx/3xx without Location
 
 
-def _parse(raw: bytes | bytearray, rtype: str) -> dict:
+def _parse(raw: bytes | bytearray, rtype: str) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        error = FhirFetchError("invalid-json", rtype)
+        error: FhirFetchError | None = FhirFetchError("invalid-json", rtype)
     else:
         error = None
     if error is not None:
@@ -462,11 +463,11 @@ def _parse(raw: bytes | bytearray, rtype: str) -> dict:
     return body
 
 
-def _bundle_resources(bundle: dict, rtype: str) -> list[dict]:
+def _bundle_resources(bundle: dict[str, Any], rtype: str) -> list[dict[str, Any]]:
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         raise FhirFetchError("unexpected-resource", rtype, "Bundle.entry is not a list")
-    resources: list[dict] = []
+    resources: list[dict[str, Any]] = []
     outcomes = 0
     for entry in entries:
         if not isinstance(entry, dict):
@@ -486,7 +487,7 @@ def _bundle_resources(bundle: dict, rtype: str) -> list[dict]:
     return resources
 
 
-def _next_link(bundle: dict, rtype: str) -> str | None:
+def _next_link(bundle: dict[str, Any], rtype: str) -> str | None:
     links = bundle.get("link") or []
     if not isinstance(links, list):
         raise FhirFetchError("unexpected-resource", rtype, "Bundle.link is not a list")

@@ -104,7 +104,7 @@ class FastPath:
             if definition.choice is not None:
                 choices.setdefault(definition.choice, []).append(key)
         if resource:
-            fields.append(("resourceType", Literal[type_name], msgspec.NODEFAULT))  # type: ignore[valid-type]
+            fields.append(("resourceType", Literal[type_name], msgspec.NODEFAULT))
             fields.append(("id", Annotated[str, msgspec.Meta(pattern=PATTERNS["id"])], msgspec.UNSET))
         struct = msgspec.defstruct(f"Fast{type_name}", fields, omit_defaults=True, kw_only=True)
         self._structs[type_name] = struct
@@ -136,7 +136,7 @@ class FastPath:
         if kind in _NUMBERS:
             return _NUMBERS[kind]
         if definition.codes is not None:
-            return Literal[tuple(sorted(definition.codes))]  # type: ignore[valid-type]
+            return Literal[tuple(sorted(definition.codes))]
         if definition.is_primitive:
             pattern = PATTERNS.get(kind)
             return Annotated[str, msgspec.Meta(pattern=pattern)] if pattern else _NOT_EMPTY

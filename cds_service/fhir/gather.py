@@ -149,7 +149,7 @@ def _take_prefetched(key: str, value: Any, resources: list[Any], problems: dict[
             resources.append(resource)
     for link in links:
         if isinstance(link, Mapping) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            return link["url"]
+            return str(link["url"])
     return None
 
 

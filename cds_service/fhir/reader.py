@@ -25,7 +25,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 from . import patterns, versions
@@ -160,7 +160,7 @@ class ResourceReader:
 class _Context:
     """One resource's reading: where problems go, and whom they are about."""
 
-    __slots__ = ("reader", "resource_type", "resource_id", "problems")
+    __slots__ = ("problems", "reader", "resource_id", "resource_type")
 
     def __init__(self, reader: ResourceReader, resource_type: str, resource_id: str | None, problems: list[ReadProblem]) -> None:
         self.reader = reader
@@ -321,7 +321,7 @@ def _date_problem(match: re.Match[str] | None, kind: str) -> str | None:
             return NO_TIME_ZONE
         try:  # the instant must exist in UTC too (0001-01-01T00:00:00+14:00 does not)
             text = f"{year}-{month}-{day}T{match.group(4)}:{match.group(5)}:00{(zone or 'Z').replace('Z', '+00:00')}"
-            datetime.fromisoformat(text).astimezone(timezone.utc)
+            datetime.fromisoformat(text).astimezone(UTC)
         except (ValueError, OverflowError):
             return f"not a valid {kind} (outside the years 1-9999 in UTC)"
     return None

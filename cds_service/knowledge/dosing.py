@@ -60,7 +60,7 @@ def administrations_per_day(timing: Mapping[str, Any] | None) -> Decimal | None:
     codes = [c.get("code") for c in ((timing.get("code") or {}).get("coding") or []) if isinstance(c, Mapping)]
     for code in codes:
         if code in _TIMING_CODES:
-            return Decimal(_TIMING_CODES[code])
+            return Decimal(str(_TIMING_CODES[code]))
     return None
 
 
@@ -113,9 +113,10 @@ def _dose_in(instruction: Mapping[str, Any], product_name: str | None, target_un
         return None
     amount, mass_unit, per = strength
     if per == "ML":
-        if convert_quantity(value, unit, "mL") is None:
+        in_ml = convert_quantity(value, unit, "mL")
+        if in_ml is None:
             return None
-        value = convert_quantity(value, unit, "mL")
+        value = in_ml
     elif unit.lower() not in _COUNT_UNITS and unit not in _COUNT_UNITS:
         return None
     return convert_quantity(value * amount, mass_unit, target_unit)

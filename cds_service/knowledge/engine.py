@@ -16,7 +16,7 @@ import copy
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fhirpathpy.engine.util import get_data
@@ -145,7 +145,7 @@ def apply_recommendations(
 ) -> EngineResult:
     if now.tzinfo is None:
         raise ValueError("the clock must be timezone-aware")
-    evaluation = _Evaluation(knowledge, record, context, now.astimezone(timezone.utc), explain)
+    evaluation = _Evaluation(knowledge, record, context, now.astimezone(UTC), explain)
     cards: list[CardResult] = []
     traces: list[RecommendationTrace] = []
     for recommendation in recommendations:

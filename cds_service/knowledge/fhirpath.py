@@ -32,13 +32,12 @@ Two things make that evaluator cheaper without changing what it computes:
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-
-import json
-from collections import OrderedDict
 
 import fhirpathpy.engine as _fp_engine
 import orjson
@@ -49,9 +48,9 @@ from fhirpathpy.engine import do_eval, util
 from fhirpathpy.engine.evaluators import evaluators as _EVALUATORS
 from fhirpathpy.engine.invocations import invocation_registry as _BUILTIN_FUNCTIONS
 from fhirpathpy.engine.invocations.existence import distinct_fn as _fhirpathpy_distinct
-from fhirpathpy.engine.util import uniq as _fhirpathpy_uniq
 from fhirpathpy.engine.nodes import FP_Quantity, FP_Type, ResourceNode
 from fhirpathpy.engine.util import arraify, get_data
+from fhirpathpy.engine.util import uniq as _fhirpathpy_uniq
 from fhirpathpy.models import models
 from fhirpathpy.parser.ASTPathListener import ASTPathListener
 from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
@@ -124,7 +123,7 @@ class CompiledExpression:
 
 
 class _RaisingErrorListener(ErrorListener):
-    def syntaxError(self, recognizer, offendingSymbol, line, column, msg, e):  # noqa: N802 (ANTLR API)
+    def syntaxError(self, recognizer, offendingSymbol, line, column, msg, e):
         raise FhirPathSyntaxError(f"column {column + 1}: {msg}")
 
 
@@ -303,7 +302,7 @@ _fhirpathpy_do_invoke = _fp_engine.doInvoke
 _fhirpathpy_infix_invoke = _fp_engine.infix_invoke
 
 
-def _do_invoke(ctx, fn_name, data, raw_params):  # noqa: ANN001 (fhirpathpy's signature)
+def _do_invoke(ctx, fn_name, data, raw_params):
     """fhirpathpy 2.2.4 ``engine.doInvoke`` without its per-call registry merge."""
     invocation_registry = ctx.get(_MERGED_FUNCTIONS)
     if invocation_registry is None:
@@ -348,7 +347,7 @@ def _do_invoke(ctx, fn_name, data, raw_params):  # noqa: ANN001 (fhirpathpy's si
     return util.arraify(invocation["fn"](*params))
 
 
-def _infix_invoke(ctx, fn_name, data, raw_params):  # noqa: ANN001 (fhirpathpy's signature)
+def _infix_invoke(ctx, fn_name, data, raw_params):
     """fhirpathpy 2.2.4 ``engine.infix_invoke`` without its per-call registry merge."""
     invocation_registry = ctx.get(_MERGED_FUNCTIONS)
     if invocation_registry is None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -106,7 +106,7 @@ def _parse_datetime_text(text: str) -> datetime | None:
     if match:
         year, month, day = match.groups()
         try:
-            return datetime(int(year), int(month or 1), int(day or 1), tzinfo=timezone.utc)
+            return datetime(int(year), int(month or 1), int(day or 1), tzinfo=UTC)
         except ValueError:  # year 0000, no such day: the reader refuses these
             return None
     # A leap second (valid FHIR, unknown to datetime) is read as the second before it.
@@ -116,8 +116,8 @@ def _parse_datetime_text(text: str) -> datetime | None:
         if parsed.tzinfo is None:
             # FHIR requires an offset when a time is given; treat a missing one as UTC rather
             # than failing the whole evaluation on a sloppy timestamp (the reader reports it).
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        return parsed.astimezone(timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
     except (ValueError, OverflowError):  # the reader refuses these; a date here is never fatal
         return None
 
@@ -170,7 +170,7 @@ def _end_date(resource: Mapping[str, Any]) -> datetime | None:
 @lru_cache(maxsize=8192)
 def format_instant(moment: datetime) -> str:
     """A fixed-width UTC form, so that text comparison orders instants correctly."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def resource_date(resource: Mapping[str, Any]) -> str | None:

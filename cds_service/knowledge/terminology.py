@@ -163,7 +163,7 @@ class ValueSetIndex:
         self._pairs_memo: dict[tuple[str, tuple[tuple[str, str], ...]], bool] = {}
 
     @classmethod
-    def from_resources(cls, valuesets: Iterable[Mapping[str, Any]]) -> "ValueSetIndex":
+    def from_resources(cls, valuesets: Iterable[Mapping[str, Any]]) -> ValueSetIndex:
         compiled: dict[str, _CompiledValueSet] = {}
         for resource in valuesets:
             vs = _compile(resource)

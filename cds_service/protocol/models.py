@@ -54,7 +54,7 @@ class HookRequest:
     def from_json(cls, body: object, expected_hook: str | None = None) -> HookRequest:
         """Validate ``body`` (raises RequestValidationError) and build the request."""
         validate_hook_request(body, expected_hook)
-        body = cast(dict, body)  # validate_hook_request guarantees a JSON object
+        body = cast(dict[str, Any], body)  # validate_hook_request guarantees a JSON object
         auth = body.get("fhirAuthorization")
         return cls(
             hook=body["hook"],
@@ -78,7 +78,7 @@ class HookRequest:
         return self.context.get("encounterId")
 
     @property
-    def draft_orders(self) -> tuple[dict, ...]:
+    def draft_orders(self) -> tuple[dict[str, Any], ...]:
         """The resources in ``context.draftOrders.entry[].resource``; entries without one are skipped."""
         bundle = self.context.get("draftOrders")
         if not isinstance(bundle, dict):
@@ -98,6 +98,6 @@ class HookRequest:
         # Our three hooks require patientId and userId (the schema enforces it); for any other
         # hook the field may be absent, and failing loudly beats inventing an empty id.
         try:
-            return self.context[name]
+            return str(self.context[name])
         except KeyError:
             raise KeyError(f"context.{name} is not present in this '{self.hook}' request") from None

@@ -24,10 +24,10 @@ from jsonschema.exceptions import ValidationError, best_match
 
 __all__ = [
     "RequestValidationError",
-    "validate_hook_request",
-    "validate_feedback_request",
-    "response_errors",
     "discovery_errors",
+    "response_errors",
+    "validate_feedback_request",
+    "validate_hook_request",
 ]
 
 _FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
@@ -73,7 +73,7 @@ class RequestValidationError(ValueError):
         self.field = field
         self.message = message
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"error": "invalid_request", "field": self.field, "message": self.message}
 
 
@@ -102,7 +102,7 @@ def validate_feedback_request(body: object) -> None:
     _raise_best(_FEEDBACK_REQUEST, body, None)
 
 
-def _raise_best(validator: Draft202012Validator, body: dict, secret: str | None) -> None:
+def _raise_best(validator: Draft202012Validator, body: dict[str, Any], secret: str | None) -> None:
     error = best_match(validator.iter_errors(body))
     if error is None:
         return
@@ -183,12 +183,12 @@ def _hygiene_errors(
         if not node and path not in exempt:
             yield f"{where}: empty array is not allowed (omit the member instead)"
         for index, item in enumerate(node):
-            yield from _hygiene_errors(item, path + (index,), exempt)
+            yield from _hygiene_errors(item, (*path, index), exempt)
     elif isinstance(node, dict):
         if not node and path not in exempt:
             yield f"{where}: empty object is not allowed (omit the member instead)"
         for key, value in node.items():
-            yield from _hygiene_errors(value, path + (key,), exempt)
+            yield from _hygiene_errors(value, (*path, key), exempt)
 
 
 # --------------------------------------------------------------------------- messages
@@ -295,7 +295,7 @@ def check_prefetch_bundles(prefetch: Any, requested: Mapping[str, str]) -> None:
         _array_of_objects(value, "link", where)
 
 
-def _array_of_objects(bundle: dict, member: str, where: str) -> list[dict]:
+def _array_of_objects(bundle: dict[str, Any], member: str, where: str) -> list[dict[str, Any]]:
     """``bundle[member]``, an optional array whose items must all be objects (else a 400 naming it)."""
     items = bundle.get(member)
     if items is None:

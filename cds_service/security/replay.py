@@ -62,14 +62,15 @@ class ReplayCache:
         return fresh
 
     def count(self) -> int:
-        return self._connection().execute("SELECT count(*) FROM seen_jti").fetchone()[0]
+        return int(self._connection().execute("SELECT count(*) FROM seen_jti").fetchone()[0])
 
     def _connection(self) -> sqlite3.Connection:
         local = self._local
         if getattr(local, "pid", None) != os.getpid():
             local.conn = self._connect()
             local.pid = os.getpid()
-        return local.conn
+        connection: sqlite3.Connection = local.conn
+        return connection
 
     def _connect(self) -> sqlite3.Connection:
         try:

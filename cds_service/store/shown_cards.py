@@ -30,7 +30,7 @@ class ShownCardStore:
 
     def _connect(self) -> sqlite3.Connection:
         # One connection per process and thread: sqlite connections must not cross a fork.
-        cached = getattr(self._local, "connection", None)
+        cached: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if cached is not None and getattr(self._local, "pid", None) == os.getpid():
             return cached
         connection = sqlite3.connect(self._path, timeout=2.0, isolation_level=None)
