@@ -52,7 +52,7 @@ class DataUnavailable(Exception):
         super().__init__("; ".join(f"{key}: {reason}" for key, reason in sorted(self.problems.items())))
 
 
-def render_template(template: str, request: HookRequest) -> str | None:
+def expand_prefetch_template(template: str, request: HookRequest) -> str | None:
     """Fill a prefetch template's tokens; None when a token has no value in this request."""
     missing = False
 
@@ -99,7 +99,7 @@ def gather_resources(
                 else:
                     to_fetch[key] = relative
             continue
-        query = render_template(template, request)
+        query = expand_prefetch_template(template, request)
         if query is None:
             problems[key] = "its prefetch template needs a context value this request does not have"
         else:

@@ -13,9 +13,6 @@ from ..fhir.reader import ResourceReader
 from .fhirpath import CompiledExpression
 from .terminology import ValueSetIndex
 
-CANONICAL_BASE_HINT = "the canonical base of the knowledge (PlanDefinition.url minus /PlanDefinition/<id>)"
-
-
 @dataclass(frozen=True, slots=True)
 class Expression:
     """A compiled FHIRPath expression and where it was written (for errors and traces)."""

@@ -5,7 +5,9 @@
                  refreshes on an unknown ``kid`` at most once per cooldown;
 * ``replay``   - the ``jti`` replay cache, an SQLite file shared by the worker processes;
 * ``verifier`` - every check on one token, raising ``AuthError`` with a loggable reason;
-* ``flask_auth`` - the ``before_request`` hook guarding ``/cds-services`` and below.
+* ``flask_auth`` - the ``before_request`` hook guarding ``/cds-services`` and below;
+* ``cors``     - which browser origins may call;
+* ``setup``    - ``init_app(app, settings)``: all of the above wired into the app.
 
 See docs/security.md for the model and the file format.
 """
@@ -13,6 +15,7 @@ See docs/security.md for the model and the file format.
 from .errors import SecurityConfigError
 from .issuers import IssuerConfigError, TrustedIssuer, TrustedIssuers, load_trusted_issuers
 from .replay import ReplayCache, ReplayCacheError
+from .setup import init_app
 from .verifier import AuthError, JwtVerifier, VerifiedClient
 
 __all__ = [
@@ -25,5 +28,6 @@ __all__ = [
     "TrustedIssuer",
     "TrustedIssuers",
     "VerifiedClient",
+    "init_app",
     "load_trusted_issuers",
 ]

@@ -127,9 +127,6 @@ class KeySet:
     def __len__(self) -> int:
         return len(self._keys)
 
-    def kids(self) -> list[str]:
-        return list(self._keys)
-
     def jwks(self) -> dict[str, Any]:
         return {"keys": list(self._keys.values())}
 
@@ -179,7 +176,6 @@ class RemoteJwks:
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
         self._lock = threading.Lock()
-        self.fetch_count = 0
 
     def lookup(self, kid: str) -> KeySet:
         now = self._clock()
@@ -193,7 +189,6 @@ class RemoteJwks:
             if self._last_attempt is not None and now - self._last_attempt < self._cooldown:
                 return  # fetched (or failed) moments ago: answer from what we have
             self._last_attempt = now
-            self.fetch_count += 1
             try:
                 keys = KeySet(parse_jwk_set(self._fetch(self.url), strict=False))
             except (JwksFetchError, JwkError) as exc:

@@ -16,8 +16,8 @@ from typing import Any
 
 from flask import Flask, request
 
-from ..security.flask_auth import is_protected
-from ..security.verifier import normalize_origin
+from .flask_auth import is_protected
+from .verifier import normalize_origin
 
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type"
