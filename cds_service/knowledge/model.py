@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..fhir.reader import ResourceReader
-from .fhirpath import CompiledExpression
+from ..fhirpath import CompiledExpression
 from .terminology import ValueSetIndex
 
 CANONICAL_BASE_HINT = "the canonical base of the knowledge (PlanDefinition.url minus /PlanDefinition/<id>)"
