@@ -58,17 +58,15 @@ _OPERATORS: dict[str, dict[str, str] | None] = {
 }
 
 
-def run(closure: Closure, root: Any, variables: Any, table: FunctionTable) -> list[Any]:
-    """Evaluate a compiled expression with fhirpathpy's context shape plus the merged table."""
-    data_root = fp.arraify(root)
-    ctx: Context = {
-        "dataRoot": data_root,
+def context(root: list[Any], variables: Any, table: FunctionTable) -> Context:
+    """fhirpathpy's evaluation context for ``root`` (already a list), plus the merged table."""
+    return {
+        "dataRoot": root,
         "vars": variables,
         "model": fp.R4_MODEL,
         "userInvocationTable": table.user,  # what fhirpathpy's own evaluator (fallback sub-trees) reads
         _TABLE: table,
     }
-    return list(fp.arraify(closure(ctx, data_root)))
 
 
 def compile_tree(node: Node, constants: dict[int, tuple[Any, ...]] | None = None) -> Closure:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _parse
-from ._closures import Closure, compile_tree, run
+from ._closures import Closure, compile_tree, context
+from ._fhirpathpy import arraify
 from ._functions import FunctionSpec, FunctionTable, merge_functions
 from ._parse import Node
 from ._values import drop_primitive_extension_nodes
@@ -37,7 +38,8 @@ class CompiledExpression:
         the custom functions, merged for this one call.
         """
         table = functions if isinstance(functions, FunctionTable) else merge_functions(functions)
-        return drop_primitive_extension_nodes(run(self._run, root, variables, table))
+        data_root = arraify(root)
+        return drop_primitive_extension_nodes(arraify(self._run(context(data_root, variables, table), data_root)))
 
     def member_names(self) -> frozenset[str]:
         """Every element name the expression navigates (``code``, ``coding``, ``value`` ...)."""

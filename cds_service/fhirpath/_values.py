@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from ._fhirpathpy import FP_DateTime, FP_Quantity, FP_Type, ResourceNode, get_data
 
-
-def data_of(value: Any) -> Any:
-    """The data of one evaluated item (a node's JSON; a float read as Decimal, as fhirpathpy does)."""
-    return get_data(value)
+# The data of one evaluated item (a node's JSON; a float read as Decimal, as fhirpathpy does).
+# fhirpathpy's own function, not a wrapper: the custom functions call it for every item.
+data_of: Callable[[Any], Any] = get_data
 
 
 def typed_node(data: Any, fhir_type: str) -> Any:
@@ -75,7 +75,9 @@ def format_decimal(number: Decimal) -> str:
 def drop_primitive_extension_nodes(values: list[Any]) -> list[Any]:
     # fhirpathpy represents `_field` primitive extensions as dict nodes with only an
     # "extension" key; they are not values of the expression (its returnRawData drops them too).
-    return [
-        value for value in values
-        if not (isinstance(value, ResourceNode) and isinstance(value.data, dict) and list(value.data) == ["extension"])
-    ]
+    kept = []
+    for value in values:
+        if isinstance(value, ResourceNode) and isinstance(value.data, dict) and list(value.data) == ["extension"]:
+            continue
+        kept.append(value)
+    return kept  # always a new list: the caller may keep or change it

@@ -4,7 +4,7 @@ They are generic (terminology membership, dates, units, reference resolution): n
 clinical code, cut-off or rule lives here. Each call is pure given the evaluation's
 clock, terminology and record, which are bound when the table is built for a request.
 They follow fhirpathpy's documented user-function shape (``fn(inputs, *arguments)``, the
-inputs as data), so plain fhirpathpy can run them too (``cds_service.fhirpath.user_invocation_table``).
+inputs and arguments already data: no FHIRPath nodes), so plain fhirpathpy can run them too (``cds_service.fhirpath.user_invocation_table``).
 
 | function           | input                          | returns                                        |
 |--------------------|--------------------------------|------------------------------------------------|
@@ -44,7 +44,6 @@ from ..fhir.resources import codings as concept_codings
 from ..fhir.resources import medication_concept
 from ..fhirpath import (
     FunctionSpec,
-    data_of,
     datetime_text,
     quantity_literal,
     typed_node,
@@ -98,7 +97,7 @@ def parse_fhir_datetime(value: Any) -> datetime | None:
     """Parse a FHIR date/dateTime/instant to an aware UTC datetime (partial dates -> start)."""
     if value is None:
         return None
-    text = str(data_of(value)).strip()
+    text = str(value).strip()
     if len(text) > MAX_DATE_CHARS:
         return None  # not a date the reader lets through; and never a key of the cache below
     return _parse_datetime_text(text)
@@ -131,7 +130,7 @@ def local_date(value: Any) -> date | None:
     """The calendar date of a date/dateTime in the UTC offset it was written with."""
     if value is None:
         return None
-    text = str(data_of(value)).strip()
+    text = str(value).strip()
     if len(text) > MAX_DATE_CHARS:
         return None
     return _local_date_text(text)
@@ -201,15 +200,15 @@ def build_function_table(env: FunctionContext) -> dict[str, FunctionSpec]:
     today = env.now.date()
 
     def member_of(inputs: list[Any], url: Any) -> list[bool]:
-        codings = [coding for item in inputs for coding in _codings(data_of(item))]
+        codings = [coding for item in inputs for coding in _codings(item)]
         if not inputs:
             return []
-        return [env.terminology.contains_any(str(data_of(url)), codings)]
+        return [env.terminology.contains_any(str(url), codings)]
 
     def medication_code(inputs: list[Any]) -> list[Any]:
         found = []
         for item in inputs:
-            resource = data_of(item)
+            resource = item
             if not isinstance(resource, Mapping):
                 continue
             concept = medication_concept(resource, env.resolve_reference)
@@ -220,7 +219,7 @@ def build_function_table(env: FunctionContext) -> dict[str, FunctionSpec]:
     def resolve(inputs: list[Any]) -> list[Any]:
         found = []
         for item in inputs:
-            reference = data_of(item)
+            reference = item
             target = reference.get("reference") if isinstance(reference, Mapping) else reference
             if isinstance(target, str):
                 resource = env.resolve_reference(target)
@@ -231,7 +230,7 @@ def build_function_table(env: FunctionContext) -> dict[str, FunctionSpec]:
     def effective_date(inputs: list[Any]) -> list[str]:
         dates = []
         for item in inputs:
-            resource = data_of(item)
+            resource = item
             if isinstance(resource, Mapping):
                 value = resource_date(resource)
                 if value:
@@ -241,7 +240,7 @@ def build_function_table(env: FunctionContext) -> dict[str, FunctionSpec]:
     def extreme(inputs: list[Any], latest: bool) -> list[Any]:
         best, best_moment = None, None
         for item in inputs:
-            resource = data_of(item)
+            resource = item
             moment = parse_fhir_datetime(resource_date(resource)) if isinstance(resource, Mapping) else None
             if moment is None:
                 continue
@@ -267,11 +266,11 @@ def build_function_table(env: FunctionContext) -> dict[str, FunctionSpec]:
     def doses(inputs: list[Any], unit: Any, at_least: bool) -> list[Decimal]:
         found = []
         for item in inputs:
-            resource = data_of(item)
+            resource = item
             if not isinstance(resource, Mapping):
                 continue
             concept = medication_concept(resource, env.resolve_reference)
-            dose = daily_dose(resource, _product_name(concept, env.terminology), str(data_of(unit)), at_least=at_least)
+            dose = daily_dose(resource, _product_name(concept, env.terminology), str(unit), at_least=at_least)
             if dose is not None:
                 found.append(dose)
         return found
@@ -294,7 +293,7 @@ def build_function_table(env: FunctionContext) -> dict[str, FunctionSpec]:
     def episode_start(inputs: list[Any], gap_days: Any) -> list[str]:
         spans = []
         for item in inputs:
-            resource = data_of(item)
+            resource = item
             if not isinstance(resource, Mapping):
                 continue
             start_text = resource_date(resource)
@@ -303,7 +302,7 @@ def build_function_table(env: FunctionContext) -> dict[str, FunctionSpec]:
                 continue
             ongoing = resource.get("status") in _ONGOING_STATUSES
             spans.append((start, env.now if ongoing else max(start, _end_date(resource) or start), start_text))
-        found = latest_run_start(spans, int(data_of(gap_days)))
+        found = latest_run_start(spans, int(gap_days))
         return [] if found is None else [found]
 
     def hours_since(inputs: list[Any]) -> list[Decimal]:
@@ -319,10 +318,10 @@ def build_function_table(env: FunctionContext) -> dict[str, FunctionSpec]:
         return [format_instant(moment) for moment in moments if moment is not None]
 
     def quantity_in(inputs: list[Any], unit: Any) -> list[Decimal]:
-        target = str(data_of(unit))
+        target = str(unit)
         values = []
         for item in inputs:
-            converted = _convert(data_of(item), target)
+            converted = _convert(item, target)
             if converted is not None:
                 values.append(converted)
         return values
