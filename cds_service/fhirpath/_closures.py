@@ -110,8 +110,7 @@ class _Compiler:
 
     def compile(self, node: Node) -> Closure:
         if id(node) in self.constants:
-            value = self.constants[id(node)]
-            compiled: Closure | None = lambda ctx, data: list(value)
+            compiled: Closure | None = _constant(self.constants[id(node)])
         else:
             handler = _HANDLERS.get(str(node.get("type")))
             compiled = handler(self, node) if handler is not None else None
@@ -169,6 +168,10 @@ def _remembered(node: Node, compiled: Closure) -> Closure:
         return value
 
     return remembered
+
+
+def _constant(value: tuple[Any, ...]) -> Closure:
+    return lambda ctx, data: list(value)  # a new list each time: callers may change it
 
 
 def _interpreted(node: Node) -> Closure:
@@ -266,7 +269,7 @@ def _function_invocation(compiler: _Compiler, node: Node) -> Closure | None:
         # fhirpathpy 2.2.4 engine.doInvoke, with the table merged once and parameters compiled.
         registry = ctx[_TABLE]
         if not isinstance(fn_name, str) or fn_name not in registry:
-            raise Exception("Not implemented: " + str(fn_name))  # noqa: TRY002 (fhirpathpy's own exception, message and type)
+            raise Exception("Not implemented: " + str(fn_name))  # fhirpathpy's exception and message
         invocation = registry[fn_name]
 
         if "nullable_input" in invocation and fp.is_nullable(data):
@@ -282,7 +285,7 @@ def _function_invocation(compiler: _Compiler, node: Node) -> Closure | None:
         if "arity" not in invocation:
             if raw_params is None or fp.is_empty(raw_params):
                 return list(fp.arraify(invocation["fn"](ctx, fp.arraify(data))))
-            raise Exception(fn_name + " expects no params")  # noqa: TRY002 (fhirpathpy's own exception, message and type)
+            raise Exception(fn_name + " expects no params")  # fhirpathpy's exception and message
 
         params_raw = raw_params
         params_compiled = compiled_params
@@ -291,7 +294,7 @@ def _function_invocation(compiler: _Compiler, node: Node) -> Closure | None:
 
         params_number = len(params_raw) if isinstance(params_raw, list) else 0
         if params_number not in invocation["arity"]:
-            raise Exception(fn_name + " wrong arity: got " + str(params_number))  # noqa: TRY002 (fhirpathpy's own exception, message and type)
+            raise Exception(fn_name + " wrong arity: got " + str(params_number))  # fhirpathpy's exception and message
         arg_types = invocation["arity"][params_number]
         this_value = ctx["$this"] if "$this" in ctx else ctx["dataRoot"]
         args: list[Any] = [ctx, data]
@@ -308,7 +311,7 @@ def _function_invocation(compiler: _Compiler, node: Node) -> Closure | None:
 def _infix(compiler: _Compiler, node: Node, op: str) -> Closure:
     raw_params: list[Node] = node["children"]
     compiled_params = [compiler.compile(child) for child in raw_params]
-    first, second = (compiled_params + [_interpreted({}), _interpreted({})])[:2]
+    first, second = [*compiled_params, _interpreted(node), _interpreted(node)][:2]  # the fast path needs two operands
     static: Any = STATIC_FUNCTIONS.get(op)  # None for an operator fhirpathpy lacks
 
     def infix(ctx: Context, data: Any) -> list[Any]:
@@ -326,9 +329,9 @@ def _infix(compiler: _Compiler, node: Node, op: str) -> Closure:
                 return []
             return list(fp.arraify(invocation["fn"](ctx, left, right)))
         if invocation is None or "fn" not in invocation:
-            raise Exception("Not implemented " + op)  # noqa: TRY002 (fhirpathpy's own exception, message and type)
+            raise Exception("Not implemented " + op)  # fhirpathpy's exception and message
         if len(raw_params) != 2:
-            raise Exception("Infix invoke should have arity 2")  # noqa: TRY002 (fhirpathpy's own exception, message and type)
+            raise Exception("Infix invoke should have arity 2")  # fhirpathpy's exception and message
         arg_types = invocation["arity"][2]
         if arg_types is None:
             return []
@@ -375,7 +378,7 @@ def _param(ctx: Context, parent_data: Any, node_type: Any, param: Node, compiled
     if node_type == "Identifier":
         if param["type"] == "TermExpression":
             return param["text"]
-        raise Exception("Expected identifier node, got " + json.dumps(param))  # noqa: TRY002 (fhirpathpy's own exception, message and type)
+        raise Exception("Expected identifier node, got " + json.dumps(param))  # fhirpathpy's exception and message
 
     if node_type == "TypeSpecifier":
         return fp.type_specifier(ctx, parent_data, param)
@@ -392,11 +395,11 @@ def _param(ctx: Context, parent_data: Any, node_type: Any, param: Node, compiled
         node_type = node_type[0]
 
     if len(res) > 1:
-        raise Exception("Unexpected collection" + json.dumps(res) + "; expected singleton of type " + node_type)  # noqa: TRY002 (fhirpathpy's own exception, message and type)
+        raise Exception("Unexpected collection" + json.dumps(res) + "; expected singleton of type " + node_type)  # fhirpathpy's exception and message
     if len(res) == 0:
         return []
     if node_type not in fp.param_check_table:
-        raise Exception("Implement me for " + node_type)  # noqa: TRY002 (fhirpathpy's own exception, message and type)
+        raise Exception("Implement me for " + node_type)  # fhirpathpy's exception and message
     return fp.param_check_table[node_type](res[0])
 
 
