@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 # Run in a fresh interpreter: in this one, cds_service is already imported.
 _CHECK = textwrap.dedent("""
@@ -53,6 +54,7 @@ _CHECK = textwrap.dedent("""
 
 
 def test_fhirpathpy_is_not_modified_by_importing_or_evaluating() -> None:
-    result = subprocess.run([sys.executable, "-c", _CHECK], capture_output=True, text=True, check=False, timeout=120)
+    root = Path(__file__).resolve().parents[2]  # the check imports tests.support
+    result = subprocess.run([sys.executable, "-c", _CHECK], capture_output=True, text=True, check=False, timeout=120, cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("unchanged")
