@@ -15,7 +15,7 @@ HOOKS = ("patient-view", "order-select", "order-sign")
 # Stack classification for the profile: the first pattern found anywhere in a sample's stack wins.
 AREAS = (
     ("FHIR resource reading (fhir/reader.py, msgspec fast path)", ("fhir/reader.py", "fhir/fast_path.py", "msgspec")),
-    ("FHIRPath evaluation (fhirpathpy + custom functions)", ("fhirpathpy", "knowledge/functions.py", "knowledge/fhirpath")),
+    ("FHIRPath evaluation (fhirpathpy + custom functions)", ("fhirpathpy", "knowledge/functions.py", "cds_service/fhirpath/")),
     ("JWT verification + replay cache", ("security/",)),
     ("request JSON Schema validation", ("jsonschema", "protocol/validation.py")),
     ("record building and input selection", ("knowledge/record.py", "fhir/gather.py", "terminology.py", "protocol/drafts.py")),

@@ -19,9 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from fhirpathpy.engine.util import get_data
-
-from .fhirpath import CompiledExpression, format_value, is_true, merge_functions, plain_list
+from ..fhirpath import (
+    CompiledExpression,
+    format_value,
+    is_true,
+    merge_functions,
+    plain_list,
+)
+from ..fhirpath import data_of as get_data
 from .functions import FunctionContext, build_function_table, format_instant
 from .model import (
     CardDefinition,
@@ -243,7 +248,7 @@ class _Evaluation:
         self.context = context
         self.now = now
         self.explain = explain
-        # Merged with fhirpathpy's built-ins once per request, not on every call (fhirpath.py).
+        # Merged with fhirpathpy's built-ins once per request, not on every call (cds_service.fhirpath).
         self.functions = merge_functions(build_function_table(FunctionContext(now, knowledge.terminology, record.resolve)))
         self.root = dict(record.patient) if record.patient is not None else {}
         base_values: dict[str, Any] = {
@@ -295,11 +300,15 @@ class _Evaluation:
                         found.setdefault((str(resource.get("resourceType")), str(resource.get("id"))), resource)
         return list(found.values())
 
+    def recommendation_scope(self, recommendation: Recommendation, trace: dict[str, ExpressionTrace] | None = None) -> _Scope:
+        """The variables a recommendation's expressions see: its own, its libraries', the base."""
+        parents = [self.library_scope(library) for library in recommendation.libraries] or [self.base]
+        return _Scope(self, recommendation.variables, recommendation.inputs, parents=parents, trace=trace)
+
     def recommendation(self, recommendation: Recommendation) -> tuple[list[CardResult], RecommendationTrace]:
         trace = RecommendationTrace(recommendation.id)
         variables: dict[str, ExpressionTrace] | None = {} if self.explain else None
-        parents = [self.library_scope(library) for library in recommendation.libraries] or [self.base]
-        scope = _Scope(self, recommendation.variables, recommendation.inputs, parents=parents, trace=variables)
+        scope = self.recommendation_scope(recommendation, variables)
         fired: list[CardResult] = []
         for card in recommendation.cards:
             card_trace = CardTrace(card.id, applies_to_hook=self.context.hook in card.hooks)

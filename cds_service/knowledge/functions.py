@@ -3,6 +3,8 @@
 They are generic (terminology membership, dates, units, reference resolution): no
 clinical code, cut-off or rule lives here. Each call is pure given the evaluation's
 clock, terminology and record, which are bound when the table is built for a request.
+They follow fhirpathpy's documented user-function shape (``fn(inputs, *arguments)``, the
+inputs and arguments already data: no FHIRPath nodes), so plain fhirpathpy can run them too (``cds_service.fhirpath.user_invocation_table``).
 
 | function           | input                          | returns                                        |
 |--------------------|--------------------------------|------------------------------------------------|
@@ -36,16 +38,18 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
-from fhirpathpy.engine.nodes import FP_DateTime, FP_Quantity, ResourceNode
-from fhirpathpy.engine.util import get_data
-
 from ..fhir.patterns import MAX_DATE_CHARS
 from ..fhir.resources import ELEMENTS_READ as RESOURCE_HELPER_ELEMENTS
 from ..fhir.resources import codings as concept_codings
 from ..fhir.resources import medication_concept
+from ..fhirpath import (
+    FunctionSpec,
+    datetime_text,
+    quantity_literal,
+    typed_node,
+)
 from .dosing import ELEMENTS_READ as DOSING_ELEMENTS
 from .dosing import daily_dose
-from .fhirpath import FunctionSpec
 from .terminology import ValueSetIndex
 from .units import convert_quantity
 
@@ -93,7 +97,7 @@ def parse_fhir_datetime(value: Any) -> datetime | None:
     """Parse a FHIR date/dateTime/instant to an aware UTC datetime (partial dates -> start)."""
     if value is None:
         return None
-    text = str(get_data(value)).strip()
+    text = str(value).strip()
     if len(text) > MAX_DATE_CHARS:
         return None  # not a date the reader lets through; and never a key of the cache below
     return _parse_datetime_text(text)
@@ -126,7 +130,7 @@ def local_date(value: Any) -> date | None:
     """The calendar date of a date/dateTime in the UTC offset it was written with."""
     if value is None:
         return None
-    text = str(get_data(value)).strip()
+    text = str(value).strip()
     if len(text) > MAX_DATE_CHARS:
         return None
     return _local_date_text(text)
@@ -192,30 +196,30 @@ class FunctionContext:
     resolve_reference: Callable[[str], Mapping[str, Any] | None]
 
 
-def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
+def build_function_table(env: FunctionContext) -> dict[str, FunctionSpec]:
     today = env.now.date()
 
-    def member_of(_ctx: Any, inputs: list[Any], url: Any) -> list[bool]:
-        codings = [coding for item in inputs for coding in _codings(get_data(item))]
+    def member_of(inputs: list[Any], url: Any) -> list[bool]:
+        codings = [coding for item in inputs for coding in _codings(item)]
         if not inputs:
             return []
-        return [env.terminology.contains_any(str(get_data(url)), codings)]
+        return [env.terminology.contains_any(str(url), codings)]
 
-    def medication_code(_ctx: Any, inputs: list[Any]) -> list[Any]:
+    def medication_code(inputs: list[Any]) -> list[Any]:
         found = []
         for item in inputs:
-            resource = get_data(item)
+            resource = item
             if not isinstance(resource, Mapping):
                 continue
             concept = medication_concept(resource, env.resolve_reference)
             if concept is not None:
-                found.append(ResourceNode.create_node(concept, "CodeableConcept"))
+                found.append(typed_node(concept, "CodeableConcept"))
         return found
 
-    def resolve(_ctx: Any, inputs: list[Any]) -> list[Any]:
+    def resolve(inputs: list[Any]) -> list[Any]:
         found = []
         for item in inputs:
-            reference = get_data(item)
+            reference = item
             target = reference.get("reference") if isinstance(reference, Mapping) else reference
             if isinstance(target, str):
                 resource = env.resolve_reference(target)
@@ -223,10 +227,10 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
                     found.append(resource)
         return found
 
-    def effective_date(_ctx: Any, inputs: list[Any]) -> list[str]:
+    def effective_date(inputs: list[Any]) -> list[str]:
         dates = []
         for item in inputs:
-            resource = get_data(item)
+            resource = item
             if isinstance(resource, Mapping):
                 value = resource_date(resource)
                 if value:
@@ -236,7 +240,7 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
     def extreme(inputs: list[Any], latest: bool) -> list[Any]:
         best, best_moment = None, None
         for item in inputs:
-            resource = get_data(item)
+            resource = item
             moment = parse_fhir_datetime(resource_date(resource)) if isinstance(resource, Mapping) else None
             if moment is None:
                 continue
@@ -244,13 +248,13 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
                 best, best_moment = item, moment
         return [] if best is None else [best]
 
-    def latest(_ctx: Any, inputs: list[Any]) -> list[Any]:
+    def latest(inputs: list[Any]) -> list[Any]:
         return extreme(inputs, latest=True)
 
-    def earliest(_ctx: Any, inputs: list[Any]) -> list[Any]:
+    def earliest(inputs: list[Any]) -> list[Any]:
         return extreme(inputs, latest=False)
 
-    def years_since(_ctx: Any, inputs: list[Any]) -> list[int]:
+    def years_since(inputs: list[Any]) -> list[int]:
         years = []
         for item in inputs:
             moment = parse_fhir_datetime(item)
@@ -262,22 +266,22 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
     def doses(inputs: list[Any], unit: Any, at_least: bool) -> list[Decimal]:
         found = []
         for item in inputs:
-            resource = get_data(item)
+            resource = item
             if not isinstance(resource, Mapping):
                 continue
             concept = medication_concept(resource, env.resolve_reference)
-            dose = daily_dose(resource, _product_name(concept, env.terminology), str(get_data(unit)), at_least=at_least)
+            dose = daily_dose(resource, _product_name(concept, env.terminology), str(unit), at_least=at_least)
             if dose is not None:
                 found.append(dose)
         return found
 
-    def dose_per_day(_ctx: Any, inputs: list[Any], unit: Any) -> list[Decimal]:
+    def dose_per_day(inputs: list[Any], unit: Any) -> list[Decimal]:
         return doses(inputs, unit, at_least=False)
 
-    def dose_per_day_at_least(_ctx: Any, inputs: list[Any], unit: Any) -> list[Decimal]:
+    def dose_per_day_at_least(inputs: list[Any], unit: Any) -> list[Decimal]:
         return doses(inputs, unit, at_least=True)
 
-    def days_since(_ctx: Any, inputs: list[Any]) -> list[int]:
+    def days_since(inputs: list[Any]) -> list[int]:
         # The day as the EHR wrote it (its own UTC offset), the same day a card shows beside the count.
         days = []
         for item in inputs:
@@ -286,10 +290,10 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
                 days.append((today - day).days)
         return days
 
-    def episode_start(_ctx: Any, inputs: list[Any], gap_days: Any) -> list[str]:
+    def episode_start(inputs: list[Any], gap_days: Any) -> list[str]:
         spans = []
         for item in inputs:
-            resource = get_data(item)
+            resource = item
             if not isinstance(resource, Mapping):
                 continue
             start_text = resource_date(resource)
@@ -298,10 +302,10 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
                 continue
             ongoing = resource.get("status") in _ONGOING_STATUSES
             spans.append((start, env.now if ongoing else max(start, _end_date(resource) or start), start_text))
-        found = latest_run_start(spans, int(get_data(gap_days)))
+        found = latest_run_start(spans, int(gap_days))
         return [] if found is None else [found]
 
-    def hours_since(_ctx: Any, inputs: list[Any]) -> list[Decimal]:
+    def hours_since(inputs: list[Any]) -> list[Decimal]:
         hours = []
         for item in inputs:
             moment = parse_fhir_datetime(item)
@@ -309,24 +313,24 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
                 hours.append(Decimal(int((env.now - moment).total_seconds())) / 3600)
         return hours
 
-    def instant(_ctx: Any, inputs: list[Any]) -> list[str]:
+    def instant(inputs: list[Any]) -> list[str]:
         moments = (parse_fhir_datetime(item) for item in inputs)
         return [format_instant(moment) for moment in moments if moment is not None]
 
-    def quantity_in(_ctx: Any, inputs: list[Any], unit: Any) -> list[Decimal]:
-        target = str(get_data(unit))
+    def quantity_in(inputs: list[Any], unit: Any) -> list[Decimal]:
+        target = str(unit)
         values = []
         for item in inputs:
-            converted = _convert(get_data(item), target)
+            converted = _convert(item, target)
             if converted is not None:
                 values.append(converted)
         return values
 
-    def now(_ctx: Any, _inputs: list[Any]) -> str:
-        return str(FP_DateTime(env.now.isoformat()))
+    def now(_inputs: list[Any]) -> str:
+        return datetime_text(env.now.isoformat())
 
-    def today_fn(_ctx: Any, _inputs: list[Any]) -> str:
-        return str(FP_DateTime(today.isoformat()))
+    def today_fn(_inputs: list[Any]) -> str:
+        return datetime_text(today.isoformat())
 
     specs = {
         "memberOf": FunctionSpec(member_of, {1: ["String"]}),
@@ -346,7 +350,7 @@ def build_function_table(env: FunctionContext) -> dict[str, dict[str, Any]]:
         "now": FunctionSpec(now),
         "today": FunctionSpec(today_fn),
     }
-    return {name: spec.as_invocation() for name, spec in specs.items()}
+    return specs
 
 
 CUSTOM_FUNCTION_NAMES = frozenset(
@@ -381,8 +385,9 @@ def _product_name(concept: Any, terminology: ValueSetIndex) -> str | None:
 
 def _convert(quantity: Any, target_unit: str) -> Decimal | None:
     units: list[Any]
-    if isinstance(quantity, FP_Quantity):
-        value, units = quantity.value, [str(quantity.unit).strip("'")]
+    literal = quantity_literal(quantity)
+    if literal is not None:
+        value, units = literal[0], [literal[1]]
     elif isinstance(quantity, Mapping):
         # The UCUM code first; failing that, the unit text (feeds often send only "pmol/l").
         value, units = quantity.get("value"), [quantity.get("code"), quantity.get("unit")]

@@ -28,11 +28,10 @@ from typing import Any
 
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
-from fhirpathpy.engine.invocations import invocation_registry as BUILTIN_FUNCTIONS
 
 from ..fhir.definitions import UnknownType
 from ..fhir.reader import ResourceReader
-from .fhirpath import FhirPathSyntaxError, compile_expression, member_names
+from ..fhirpath import BUILTIN_FUNCTION_NAMES, FhirPathSyntaxError, compile_expression
 from .functions import CUSTOM_FUNCTION_NAMES
 from .functions import ELEMENTS_READ as FUNCTION_ELEMENTS
 from .model import (
@@ -83,10 +82,6 @@ SUPPORTED_INPUT_TYPES = frozenset(
 BUILTIN_VARIABLES = frozenset({"patient", "draftOrders", "selectedOrders", "unreadableOrders", "hook", "now", "context", "ucum"})
 SUMMARY_MAX = 139  # CDS Hooks: "<140-character summary"
 
-_VARIABLE_REFERENCE = re.compile(r"%(`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)")
-_FUNCTION_CALL = re.compile(r"(?<![A-Za-z0-9_%`'])\.?([A-Za-z_][A-Za-z0-9_]*)\s*\(")
-# FHIRPath operators that look like calls ("not(" is a function; "and (", "or (" are not).
-_KEYWORDS = frozenset({"and", "or", "xor", "implies", "in", "contains", "div", "mod", "is", "as"})
 
 
 class KnowledgeError(Exception):
@@ -175,8 +170,8 @@ def _resource_reader(recommendations: Iterable[Recommendation]) -> ResourceReade
     for recommendation in recommendations:
         types.update(requirement.type for requirement in recommendation.all_inputs())
         names.update(requirement.code_path or "code" for requirement in recommendation.all_inputs())
-        for expression in _all_expressions(recommendation):
-            names.update(member_names(expression.compiled))
+        for expression in all_expressions(recommendation):
+            names.update(expression.compiled.member_names())
     try:
         return ResourceReader(types, names)
     except UnknownType as exc:
@@ -619,18 +614,20 @@ def _check_references(recommendation: Recommendation, parameters: Mapping[str, P
     if clash:
         raise KnowledgeError(f"{recommendation.file}: names {sorted(clash)} shadow library definitions or parameters")
     known = BUILTIN_VARIABLES | set(parameters) | set(aliases) | library_names | local_names
-    functions = set(BUILTIN_FUNCTIONS) | CUSTOM_FUNCTION_NAMES
-    for expression in _all_expressions(recommendation):
-        for raw in _VARIABLE_REFERENCE.findall(_without_strings(expression.source)):
-            name = raw.strip("`")
+    functions = BUILTIN_FUNCTION_NAMES | CUSTOM_FUNCTION_NAMES
+    for expression in all_expressions(recommendation):
+        # From the parse tree: names inside string literals or comments are not references.
+        for name in expression.compiled.variable_names():
             if name not in known:
                 raise KnowledgeError(f"{expression.location}: unknown variable %{name} in {expression.source!r}")
-        for name in _FUNCTION_CALL.findall(_without_strings(expression.source)):
-            if name not in functions and name not in _KEYWORDS:
+        for name in expression.compiled.function_names():
+            if name not in functions:
                 raise KnowledgeError(f"{expression.location}: unknown function {name}() in {expression.source!r}")
 
 
-def _all_expressions(recommendation: Recommendation) -> list[Expression]:
+def all_expressions(recommendation: Recommendation) -> list[Expression]:
+    """Every expression of a recommendation and its libraries: variables, conditions, templates,
+    card focus, dynamicValues."""
     expressions = [v for library in recommendation.libraries for v in library.variables]
     expressions += list(recommendation.variables)
     for card in recommendation.cards:
@@ -645,7 +642,3 @@ def _all_expressions(recommendation: Recommendation) -> list[Expression]:
                 if step.resource_ids is not None:
                     expressions.append(step.resource_ids)
     return expressions
-
-
-def _without_strings(source: str) -> str:
-    return re.sub(r"'(?:[^'\\]|\\.)*'", "''", source)

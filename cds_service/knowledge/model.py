@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..fhir.reader import ResourceReader
-from .fhirpath import CompiledExpression
+from ..fhirpath import CompiledExpression
 from .terminology import ValueSetIndex
 
 @dataclass(frozen=True, slots=True)

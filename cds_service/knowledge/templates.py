@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .fhirpath import FhirPathSyntaxError, compile_expression
+from ..fhirpath import FhirPathSyntaxError, compile_expression
 from .model import Expression, Template, TextPart
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)

@@ -7,8 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from cds_service.knowledge.fhirpath import FhirPathSyntaxError, compile_expression, plain_list
-from cds_service.knowledge.functions import FunctionContext, build_function_table, parse_fhir_datetime
+from cds_service.fhirpath import FhirPathSyntaxError, compile_expression, plain_list
+from cds_service.knowledge.functions import (
+    FunctionContext,
+    build_function_table,
+    parse_fhir_datetime,
+)
 from cds_service.knowledge.terminology import ValueSetIndex
 from cds_service.knowledge.units import convert_quantity
 

@@ -190,3 +190,18 @@ def test_reported_unusable_must_name_a_variable_of_its_library(knowledge_copy: P
         {"url": "http://b12cds.example.org/fhir/StructureDefinition/reported-unusable", "valueString": "unusableResultz"}))
     with pytest.raises(KnowledgeError, match=r"reported-unusable names no variable of this Library: unusableResultz"):
         load_knowledge(knowledge_copy)
+
+
+def test_names_are_read_from_the_parse_tree_not_the_text(knowledge_copy: Path) -> None:
+    # In a string literal, '%x' and 'f()' are text; a call nested in where() is still a call.
+    path = knowledge_copy / "PlanDefinition-maintenance-overdue.json"
+    edit(path, lambda d: d["action"][1]["condition"][0]["expression"].update(
+        expression="%onMaintenance and ('%notAVariable' | 'noSuchFunction()').count() = 2"))
+    load_knowledge(knowledge_copy)
+    edit(path, lambda d: d["action"][1]["condition"][0]["expression"].update(
+        expression="%onMaintenance and %patient.name.where(given.fistt().exists()).empty()"))
+    with pytest.raises(KnowledgeError, match=r"unknown function fistt\(\)"):
+        load_knowledge(knowledge_copy)
+    edit(path, lambda d: d["action"][1]["condition"][0]["expression"].update(expression="%`onMaintenence`"))
+    with pytest.raises(KnowledgeError, match=r"unknown variable %onMaintenence"):
+        load_knowledge(knowledge_copy)
