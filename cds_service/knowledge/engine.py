@@ -275,7 +275,7 @@ class _Evaluation:
             return compiled.evaluate(self.root, scope, self.functions), None
         except KnowledgeRuntimeError:
             raise
-        except Exception as exc:  # fhirpathpy raises plain Exceptions for type errors
+        except Exception as exc:  # noqa: BLE001 (fhirpathpy raises plain Exceptions for type errors)
             # The message can quote patient data: log where, not what.
             logger.warning("FHIRPath evaluation failed at %s (%s)", location, type(exc).__name__)
             return [], f"{type(exc).__name__}: {exc}"

@@ -199,7 +199,7 @@ def _validate_fhir(file: _File) -> None:
         raise KnowledgeError(f"{file.name}: unknown FHIR resource type {resource_type!r}") from None
     try:
         model.model_validate(file.resource)
-    except Exception as exc:  # pydantic ValidationError, or fhir-core's KeyError for odd types
+    except Exception as exc:  # noqa: BLE001 (pydantic ValidationError, or fhir-core's KeyError for odd types)
         raise KnowledgeError(f"{file.name}: not a valid FHIR R4 {resource_type}: {_first_error(exc)}") from None
 
 
@@ -292,7 +292,7 @@ def _activity(file: _File) -> ActivityDefinition:
     probe = {**template, "subject": {"reference": "Patient/example"}}
     try:
         get_fhir_model_class(kind).model_validate(probe)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (any failure: the file is not valid FHIR)
         raise KnowledgeError(f"{file.name}: the {kind} it creates is not valid FHIR: {_first_error(exc)}") from None
     return ActivityDefinition(url=resource["url"], id=resource["id"], kind=kind, resource=template, location=file.name)
 
@@ -345,6 +345,8 @@ _PARAMETER_TYPES = {"integer": "valueInteger", "decimal": "valueDecimal", "strin
 
 def _parameter(element: Mapping[str, Any], location: str) -> Parameter:
     name, kind = element.get("name"), element.get("type")
+    if not isinstance(name, str) or not name:
+        raise KnowledgeError(f"{location}: parameter needs a name")
     if kind not in _PARAMETER_TYPES:
         raise KnowledgeError(f"{location}: parameter type must be one of {sorted(_PARAMETER_TYPES)}")
     defaults = [e for e in element.get("extension") or [] if e.get("url") == DEFAULT_VALUE_EXTENSION]
@@ -608,8 +610,9 @@ def _check_references(recommendation: Recommendation, parameters: Mapping[str, P
         name
         for library in recommendation.libraries
         for name in [*(v.name for v in library.variables), *(i.id for i in library.inputs)]
+        if name is not None
     }
-    local_names = {v.name for v in recommendation.variables} | {i.id for i in recommendation.inputs}
+    local_names = {v.name for v in recommendation.variables if v.name is not None} | {i.id for i in recommendation.inputs}
     clash = local_names & (library_names | set(parameters))
     if clash:
         raise KnowledgeError(f"{recommendation.file}: names {sorted(clash)} shadow library definitions or parameters")

@@ -13,6 +13,7 @@ from ..fhir.reader import ResourceReader
 from ..fhirpath import CompiledExpression
 from .terminology import ValueSetIndex
 
+
 @dataclass(frozen=True, slots=True)
 class Expression:
     """A compiled FHIRPath expression and where it was written (for errors and traces)."""
