@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import gc
 import logging
 import os
@@ -150,13 +151,29 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _load_knowledge(settings: Settings) -> Any:
     """The knowledge, or None after saying on stderr which file and element are wrong."""
-    from .knowledge.loader import KnowledgeError, load_knowledge
+    from .knowledge.loader import KnowledgeError
 
     try:
-        return load_knowledge(settings.knowledge_dir, settings.parameters_file)
+        return _knowledge_as_on_disk(settings.knowledge_dir.resolve(), settings.parameters_file, _files_stamp(settings))
     except KnowledgeError as exc:
         print(f"cds-service: the knowledge cannot be loaded: {exc}", file=sys.stderr)
         return None
+
+
+@functools.lru_cache(maxsize=4)
+def _knowledge_as_on_disk(directory: Path, parameters_file: Path | None, _stamp: tuple[tuple[str, int], ...]) -> Any:
+    # Loading takes about 2 s; a process that evaluates many requests (a batch script, the test
+    # that compares the CLI with the server on every fixture) loads it once while no file changed.
+    from .knowledge.loader import load_knowledge
+
+    return load_knowledge(directory, parameters_file)
+
+
+def _files_stamp(settings: Settings) -> tuple[tuple[str, int], ...]:
+    files = sorted(settings.knowledge_dir.rglob("*.json"))
+    if settings.parameters_file is not None:
+        files.append(settings.parameters_file)
+    return tuple((str(path), path.stat().st_mtime_ns) for path in files if path.is_file())
 
 
 def _parse_now(text: str | None) -> datetime:
