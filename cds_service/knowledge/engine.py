@@ -29,6 +29,7 @@ from ..fhirpath import (
 from ..fhirpath import data_of as get_data
 from .functions import FunctionContext, build_function_table, format_instant
 from .model import (
+    SUMMARY_MAX_CHARS,
     CardDefinition,
     DataRequirement,
     Expression,
@@ -44,7 +45,6 @@ from .templates import render_template
 logger = logging.getLogger(__name__)
 
 SEVERITY = {"critical": 0, "warning": 1, "info": 2}
-SUMMARY_LIMIT = 139
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,9 +374,9 @@ class _Evaluation:
 
     def _card(self, recommendation: Recommendation, card: CardDefinition, scope: _Scope) -> CardResult:
         summary = self.render(card.summary, scope)
-        if len(summary) > SUMMARY_LIMIT:
-            logger.warning("summary of %s/%s truncated to %d characters", recommendation.id, card.id, SUMMARY_LIMIT)
-            summary = summary[: SUMMARY_LIMIT - 1].rstrip() + "…"
+        if len(summary) > SUMMARY_MAX_CHARS:
+            logger.warning("summary of %s/%s truncated to %d characters", recommendation.id, card.id, SUMMARY_MAX_CHARS)
+            summary = summary[: SUMMARY_MAX_CHARS - 1].rstrip() + "…"
         suggestions = []
         for definition in card.suggestions:
             suggestion = self._suggestion(definition, scope)

@@ -35,6 +35,7 @@ from ..fhirpath import BUILTIN_FUNCTION_NAMES, FhirPathSyntaxError, compile_expr
 from .functions import CUSTOM_FUNCTION_NAMES
 from .functions import ELEMENTS_READ as FUNCTION_ELEMENTS
 from .model import (
+    SUMMARY_MAX_CHARS,
     ActivityDefinition,
     CardDefinition,
     Coding,
@@ -80,7 +81,6 @@ SUPPORTED_INPUT_TYPES = frozenset(
 )
 # Variables every expression may use; bound by the engine for each request.
 BUILTIN_VARIABLES = frozenset({"patient", "draftOrders", "selectedOrders", "unreadableOrders", "hook", "now", "context", "ucum"})
-SUMMARY_MAX = 139  # CDS Hooks: "<140-character summary"
 
 
 
@@ -463,8 +463,8 @@ def _card(action: Mapping[str, Any], location: str, activities: Mapping[str, Act
     if priority not in PRIORITY_TO_INDICATOR:
         raise KnowledgeError(f"{location}: priority must be one of {sorted(PRIORITY_TO_INDICATOR)} (-> card indicator)")
     summary = _template(action.get("title"), f"{location}.title")
-    if len(static_text(summary)) > SUMMARY_MAX:
-        raise KnowledgeError(f"{location}.title: the summary is longer than {SUMMARY_MAX} characters")
+    if len(static_text(summary)) > SUMMARY_MAX_CHARS:
+        raise KnowledgeError(f"{location}.title: the summary is longer than {SUMMARY_MAX_CHARS} characters")
     documentation = (action.get("documentation") or [None])[0]
     if not documentation or not documentation.get("display"):
         raise KnowledgeError(f"{location}: documentation[0] with a display is required (card source)")
@@ -585,8 +585,7 @@ def _service(file: _File, recommendations: Mapping[str, Recommendation], termino
         file=file.name,
         recommendations=tuple(members),
     )
-    prefetch, types = derive_prefetch(service.inputs(), terminology)
-    return ServiceDefinition(**{**_fields(service), "prefetch": prefetch, "prefetch_types": types})
+    return ServiceDefinition(**{**_fields(service), "prefetch": derive_prefetch(service.inputs(), terminology)})
 
 
 def _fields(service: ServiceDefinition) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from ..fhir.reader import ResourceReader
 from ..fhirpath import CompiledExpression
 from .terminology import ValueSetIndex
 
+SUMMARY_MAX_CHARS = 139  # CDS Hooks: a card summary is "<140 characters"
+
 
 @dataclass(frozen=True, slots=True)
 class Expression:
@@ -173,7 +175,6 @@ class ServiceDefinition:
     file: str
     recommendations: tuple[Recommendation, ...]
     prefetch: Mapping[str, str] = field(default_factory=dict)
-    prefetch_types: Mapping[str, str] = field(default_factory=dict)  # prefetch key -> resource type
 
     def inputs(self) -> tuple[DataRequirement, ...]:
         seen: dict[tuple[str, str], DataRequirement] = {}

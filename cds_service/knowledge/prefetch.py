@@ -25,14 +25,13 @@ def prefetch_key(resource_type: str) -> str:
 
 def derive_prefetch(
     requirements: Iterable[DataRequirement], terminology: ValueSetIndex
-) -> tuple[dict[str, str], dict[str, str]]:
-    """Return (prefetch key -> template, prefetch key -> resource type)."""
+) -> dict[str, str]:
+    """Return prefetch key -> template."""
     by_type: dict[str, list[DataRequirement]] = {}
     for requirement in requirements:
         if requirement.type != "Patient":
             by_type.setdefault(requirement.type, []).append(requirement)
     templates = {PATIENT_KEY: PATIENT_TEMPLATE}
-    types = {PATIENT_KEY: "Patient"}
     for resource_type in sorted(by_type):
         key = prefetch_key(resource_type)
         query = f"{resource_type}?patient={{{{context.patientId}}}}"
@@ -40,8 +39,7 @@ def derive_prefetch(
         if codes:
             query += "&code=" + ",".join(codes)
         templates[key] = query
-        types[key] = resource_type
-    return templates, types
+    return templates
 
 
 def _code_filter(requirements: list[DataRequirement], terminology: ValueSetIndex) -> list[str]:
