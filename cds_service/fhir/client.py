@@ -34,6 +34,7 @@ import orjson
 import requests
 import urllib3.exceptions
 
+from ..urls import split_http_url
 from . import versions
 from .egress import AddressRefused, EgressSession
 
@@ -358,16 +359,12 @@ def _safe_type(value: object) -> str:
 
 
 def _origin(url: str) -> Origin | None:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
+    # Userinfo is refused there: requests would turn it into Basic auth in place of the bearer token.
+    split = split_http_url(url)
+    if split is None:
         return None
-    scheme = parts.scheme.lower()
-    # Userinfo is refused: requests would turn it into Basic auth in place of the bearer token.
-    if scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
-        return None
-    return scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80)
+    scheme, host, port, _parts = split
+    return scheme, host, port or (443 if scheme == "https" else 80)
 
 
 def _normalize_base(base_url: object, rtype: str) -> tuple[str, Origin]:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
+
+from ..urls import split_http_url
 
 _BAD = re.compile(r"[\\\x00-\x20\x7f]")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -70,18 +72,13 @@ def parse_fhir_servers(values: list[str]) -> FhirServerList:
 
 def _parse(url: str) -> tuple[str, str, int, str] | None:
     """(scheme, host, port, path without trailing '/') of a plain http(s) URL, or None."""
-    if not isinstance(url, str) or _BAD.search(url):
+    if not isinstance(url, str) or _BAD.search(url) or "?" in url or "#" in url:
         return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
+    split = split_http_url(url)
+    if split is None:
         return None
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc or parts.query or parts.fragment \
-            or "?" in url or "#" in url:
-        return None
+    scheme, host, port, parts = split
     path = parts.path.rstrip("/")
     if any(segment in (".", "..") for segment in unquote(path).split("/")):
         return None
-    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme], path
+    return scheme, host, port or _DEFAULT_PORTS[scheme], path

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import jwt
 from jwt.exceptions import PyJWTError
 
+from ..urls import split_http_url
 from .fhir_servers import FhirServerList
 from .issuers import TrustedIssuers
 from .replay import ReplayCache
@@ -205,18 +206,13 @@ def normalize_url(url: str) -> str | None:
     URL (or none), so an ``aud`` matches only the exact endpoint."""
     if not isinstance(url, str) or not url or _NOT_IN_URL.search(url) or "?" in url or "#" in url:
         return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
+    split = split_http_url(url)
+    if split is None:
         return None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
-        return None
+    scheme, host, port, parts = split
     path = _PERCENT.sub(_normalize_escape, parts.path) or "/"
     if any(segment in (".", "..") for segment in path.split("/")):
         return None
-    host = parts.hostname.lower()
     if ":" in host:
         host = f"[{host}]"
     if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
